@@ -1,0 +1,5 @@
+"""Newsreader: a self-hostable news reader with comments."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,234 @@
+"""Stories and what they are filed under: sources, sections, tags and regions."""
+
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
+from django.db import connection, models
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from newsreader.sanitize import html_to_text, sanitize_html
+
+WORDS_PER_MINUTE = 230
+
+
+def unique_slug(model: type[models.Model], text: str, *, exclude_pk: int | None = None, max_length: int = 200) -> str:
+    """A slug of `text` not yet used by `model`, suffixed -2, -3… when it is."""
+    base = slugify(text)[:max_length].strip("-") or "item"
+    candidate, suffix = base, 2
+    existing = model._default_manager.filter(slug__startswith=base)
+    if exclude_pk is not None:
+        existing = existing.exclude(pk=exclude_pk)
+    taken = set(existing.values_list("slug", flat=True))
+    while candidate in taken:
+        candidate = f"{base[: max_length - len(str(suffix)) - 1]}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+class Source(models.Model):
+    """A publisher whose feed we import stories from."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    homepage_url = models.URLField("homepage", max_length=2000, blank=True)
+    feed_url = models.URLField("feed URL", max_length=2000, unique=True)
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('stories:list')}?source={self.slug}"
+
+
+class Section(models.Model):
+    """A top-level heading of the site (Technology, Sport…), mapped to an IPTC Media Topic."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    iptc_code = models.CharField(
+        "IPTC Media Topic code", max_length=20, blank=True, help_text="For example medtop:13000000."
+    )
+    description = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Lower numbers come first.")
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('stories:list')}?section={self.slug}"
+
+
+class Tag(models.Model):
+    """A named entity or key phrase a story is about."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('stories:list')}?tag={self.slug}"
+
+
+class Region(models.Model):
+    """A place a story is about: a continent, or a country within its continent."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True)
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["parent", "name"], name="region_unique_name_in_parent")]
+
+    def __str__(self) -> str:
+        return f"{self.parent.name} / {self.name}" if self.parent_id else self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('stories:list')}?region={self.slug}"
+
+
+class StoryQuerySet(models.QuerySet):
+    def published(self) -> "StoryQuerySet":
+        return self.filter(status=Story.Status.PUBLISHED, published_at__lte=timezone.now())
+
+    def for_cards(self) -> "StoryQuerySet":
+        """Everything a story card or page shows, fetched up front in a fixed number of queries."""
+        return self.select_related("source", "section", "region__parent").prefetch_related(
+            models.Prefetch("tags", queryset=Tag.objects.order_by("name"))
+        )
+
+    def in_section(self, slug: str) -> "StoryQuerySet":
+        return self.filter(section__slug=slug)
+
+    def tagged(self, slug: str) -> "StoryQuerySet":
+        return self.filter(tags__slug=slug)
+
+    def in_region(self, slug: str) -> "StoryQuerySet":
+        return self.filter(Q(region__slug=slug) | Q(region__parent__slug=slug))
+
+    def from_source(self, slug: str) -> "StoryQuerySet":
+        return self.filter(source__slug=slug)
+
+    def search(self, query: str) -> "StoryQuerySet":
+        """Stories matching `query`, best first: full-text search on PostgreSQL, substring elsewhere."""
+        query = query.strip()
+        if not query:
+            return self
+        if connection.vendor == "postgresql":
+            search_query = SearchQuery(query, search_type="websearch", config="english")
+            return (
+                self.filter(search_vector=search_query)
+                .annotate(rank=SearchRank(F("search_vector"), search_query))
+                .order_by("-rank", "-published_at")
+            )
+        words = query.split()
+        matches = Q()
+        for word in words:
+            matches &= Q(title__icontains=word) | Q(dek__icontains=word) | Q(body_text__icontains=word)
+        return self.filter(matches)
+
+
+class Story(models.Model):
+    """One news story as readers see it: imported, labelled, illustrated and published."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        HIDDEN = "hidden", "Hidden"
+
+    class CommentsMode(models.TextChoices):
+        OPEN = "open", "Open"
+        PREMODERATED = "premoderated", "Open, every comment pre-moderated"
+        CLOSED = "closed", "Closed"
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="stories")
+    section = models.ForeignKey(Section, on_delete=models.SET_NULL, null=True, blank=True, related_name="stories")
+    region = models.ForeignKey(Region, on_delete=models.SET_NULL, null=True, blank=True, related_name="stories")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="stories")
+
+    title = models.CharField(max_length=300)
+    slug = models.SlugField(max_length=220, unique=True)
+    dek = models.TextField(blank=True, help_text="One or two sentences under the headline.")
+    body_html = models.TextField("body", blank=True, help_text="Stored sanitised.")
+    body_text = models.TextField(blank=True, editable=False)
+    original_url = models.URLField("original URL", max_length=2000)
+    author = models.CharField(max_length=200, blank=True)
+    published_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    image_url = models.CharField("image URL", max_length=2000, blank=True)
+    image_width = models.PositiveIntegerField(null=True, blank=True)
+    image_height = models.PositiveIntegerField(null=True, blank=True)
+    image_alt = models.CharField("image alt text", max_length=500, blank=True)
+    image_credit = models.CharField("photographer", max_length=200, blank=True)
+    image_credit_url = models.URLField("photographer's page", max_length=2000, blank=True)
+    image_provider = models.CharField(max_length=100, blank=True)
+    image_provider_url = models.URLField("provider's page for the image", max_length=2000, blank=True)
+
+    language = models.CharField(max_length=16, blank=True, default="en")
+    reading_minutes = models.PositiveSmallIntegerField(default=1)
+    view_count = models.PositiveIntegerField(default=0)
+    comment_count = models.PositiveIntegerField(default=0, help_text="Comments readers can see; kept by comments.")
+
+    ai_generated = models.BooleanField("AI-generated text", default=False)
+    ai_labelled = models.BooleanField("AI-labelled", default=False)
+    labeller = models.CharField(max_length=100, blank=True, help_text="Which labeller and version labelled it.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    comments_mode = models.CharField(max_length=12, choices=CommentsMode.choices, default=CommentsMode.OPEN)
+
+    search_vector = SearchVectorField(null=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-pk"]
+        verbose_name_plural = "stories"
+        indexes = [models.Index(fields=["status", "-published_at"], name="story_status_published_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def save(self, *args, **kwargs) -> None:
+        self.body_html = sanitize_html(self.body_html)
+        self.body_text = html_to_text(self.body_html)
+        words = len(self.body_text.split()) + len(self.dek.split())
+        self.reading_minutes = max(1, round(words / WORDS_PER_MINUTE))
+        if not self.slug:
+            self.slug = unique_slug(Story, self.title, exclude_pk=self.pk)
+        super().save(*args, **kwargs)
+        if connection.vendor == "postgresql":
+            Story.objects.filter(pk=self.pk).update(search_vector=_STORY_SEARCH_VECTOR)
+
+    def get_absolute_url(self) -> str:
+        return reverse("stories:detail", kwargs={"slug": self.slug})
+
+    @property
+    def is_visible(self) -> bool:
+        return self.status == self.Status.PUBLISHED and self.published_at <= timezone.now()
+
+    @property
+    def comments_open(self) -> bool:
+        return self.comments_mode != self.CommentsMode.CLOSED
+
+
+_STORY_SEARCH_VECTOR = (
+    SearchVector("title", weight="A", config="english")
+    + SearchVector("dek", weight="B", config="english")
+    + SearchVector("body_text", weight="C", config="english")
+)

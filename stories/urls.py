@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import feeds, views
+
+app_name = "stories"
+
+urlpatterns = [
+    path("", views.story_list, name="list"),
+    path("stories/<slug:slug>/", views.story_detail, name="detail"),
+    path("feed/", feeds.LatestStoriesFeed(), name="feed"),
+    path("feed/<slug:section>/", feeds.SectionStoriesFeed(), name="section_feed"),
+]

@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from stories import viewcounts
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+PASSWORD = "correct horse battery staple"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a service or data set is missing, except in CI, where that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: nothing may skip for a missing service or data)")
+    pytest.skip(reason)
+
+
+def shared_data(relative: str) -> Path:
+    path = SHARED_DATA / relative
+    require(path.exists(), f"shared data {path} is not present")
+    return path
+
+
+@pytest.fixture
+def redis_client():
+    require(bool(settings.REDIS_URL), "REDIS_URL is not set")
+    client = viewcounts.redis_client()
+    client.ping()
+    return client
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache: rate limits, cached pages and view marks from earlier
+    tests must not leak in."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def reader(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()

@@ -1,0 +1,174 @@
+"""The story list: newest first, cards, filters, search, pagination, empty states, fixed queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from stories.models import Story
+from tests.factories import RegionFactory, SectionFactory, SourceFactory, StoryFactory, TagFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def titles(response) -> list[str]:
+    return [story.title for story in response.context["stories"]]
+
+
+def test_list_shows_published_stories_newest_first(client):
+    now = timezone.now()
+    older = StoryFactory(title="Older story", published_at=now - timedelta(days=1))
+    newer = StoryFactory(title="Newer story", published_at=now)
+    StoryFactory(title="Draft story", status=Story.Status.DRAFT)
+    StoryFactory(title="Hidden story", status=Story.Status.HIDDEN)
+    StoryFactory(title="Scheduled story", published_at=now + timedelta(hours=2))
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert titles(response) == [newer.title, older.title]
+    assert b"Hidden story" not in response.content
+
+
+def test_card_shows_image_section_dek_source_date_reading_time_comments_and_ai_badge(client):
+    story = StoryFactory(
+        title="Harbour cranes go electric",
+        dek="Cranes at the port now run on grid power.",
+        section=SectionFactory(name="Technology", slug="technology"),
+        source=SourceFactory(name="Harbour Ledger"),
+        image_url="/media/cranes.jpg",
+        ai_labelled=True,
+        comment_count=3,
+    )
+
+    html = client.get("/").content.decode()
+
+    for expected in (
+        story.title,
+        story.dek,
+        "Technology",
+        "Harbour Ledger",
+        story.published_at.strftime("%Y-%m-%d"),
+        "1 min",
+        "3 comments",
+        "AI-labelled",
+        'src="/media/cranes.jpg"',
+    ):
+        assert expected in html
+
+
+def test_card_without_image_shows_placeholder_not_a_broken_image(client):
+    StoryFactory(image_url="", section=SectionFactory(name="Sport", slug="sport"))
+
+    html = client.get("/").content.decode()
+
+    assert 'class="placeholder"' in html
+    assert "<img" not in html
+
+
+@pytest.mark.parametrize("kind", ["section", "tag", "region", "source"])
+def test_each_filter_narrows_the_list(client, kind):
+    wanted_section = SectionFactory(slug="sport")
+    wanted_tag = TagFactory(slug="rugby")
+    wanted_region = RegionFactory(slug="oceania")
+    wanted_source = SourceFactory(slug="tribune")
+    match = StoryFactory(section=wanted_section, region=wanted_region, source=wanted_source, tags=[wanted_tag])
+    StoryFactory()
+    slug = {"section": "sport", "tag": "rugby", "region": "oceania", "source": "tribune"}[kind]
+
+    response = client.get("/", {kind: slug})
+
+    assert titles(response) == [match.title]
+
+
+def test_region_filter_on_a_continent_includes_its_countries(client):
+    asia = RegionFactory(name="Asia", slug="asia")
+    china = RegionFactory(name="China", slug="china", parent=asia)
+    in_china = StoryFactory(region=china)
+    StoryFactory(region=RegionFactory(name="Europe", slug="europe"))
+
+    assert titles(client.get("/", {"region": "asia"})) == [in_china.title]
+
+
+def test_filters_combine_and_show_as_removable_chips(client):
+    sport = SectionFactory(name="Sport", slug="sport")
+    rugby = TagFactory(name="Rugby", slug="rugby")
+    match = StoryFactory(section=sport, tags=[rugby])
+    StoryFactory(section=sport)
+
+    response = client.get("/", {"section": "sport", "tag": "rugby"})
+    html = response.content.decode()
+
+    assert titles(response) == [match.title]
+    assert "Section: Sport" in html
+    assert "Tag: Rugby" in html
+    assert 'href="?tag=rugby"' in html  # removing the section keeps the tag
+    assert 'href="?section=sport"' in html
+
+
+def test_search_finds_words_in_title_and_body(client):
+    StoryFactory(title="Ferries charge overnight", body_html="<p>Batteries on the fjord.</p>")
+    StoryFactory(title="Tea growers trial sensors", body_html="<p>Soil moisture probes on farms.</p>")
+
+    assert titles(client.get("/", {"q": "ferries"})) == ["Ferries charge overnight"]
+    assert titles(client.get("/", {"q": "moisture"})) == ["Tea growers trial sensors"]
+
+
+def test_search_with_no_match_says_what_to_do(client):
+    StoryFactory(title="Ferries charge overnight")
+
+    html = client.get("/", {"q": "volcano"}).content.decode()
+
+    assert "No stories match." in html
+    assert "see all stories" in html
+
+
+def test_empty_site_explains_how_to_get_stories(client):
+    html = client.get("/").content.decode()
+
+    assert "No stories yet." in html
+    assert "load_demo" in html
+
+
+def test_pagination_keeps_filters(client, settings):
+    settings.STORIES_PER_PAGE = 2
+    sport = SectionFactory(slug="sport")
+    StoryFactory.create_batch(5, section=sport)
+
+    first = client.get("/", {"section": "sport"})
+    third = client.get("/", {"section": "sport", "page": 3})
+
+    assert len(first.context["stories"]) == 2
+    assert 'href="?section=sport&amp;page=2"' in first.content.decode()
+    assert len(third.context["stories"]) == 1
+
+
+def test_story_links_carry_the_filters_back_to_the_list(client):
+    story = StoryFactory(section=SectionFactory(slug="sport"))
+
+    html = client.get("/", {"section": "sport"}).content.decode()
+
+    assert f'href="{story.get_absolute_url()}?section=sport"' in html
+
+
+@pytest.mark.parametrize("count", [1, 30])
+def test_list_query_count_does_not_grow_with_stories(client, django_assert_num_queries, settings, count):
+    settings.STORIES_PER_PAGE = 25
+    settings.VISITOR_PAGE_CACHE_SECONDS = 0
+    tags = TagFactory.create_batch(3)
+    for _ in range(count):
+        StoryFactory(tags=tags, region=RegionFactory(parent=RegionFactory()))
+
+    # count, stories, their tags, the section menu
+    with django_assert_num_queries(4):
+        response = client.get("/")
+    assert response.status_code == 200
+
+
+def test_filtered_list_query_count_is_fixed(client, django_assert_num_queries):
+    sport = SectionFactory(slug="sport")
+    StoryFactory.create_batch(5, section=sport)
+
+    # count, stories, tags, section menu, the section's name for its chip
+    with django_assert_num_queries(5):
+        client.get("/", {"section": "sport"})
