@@ -120,13 +120,16 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Longest a task may run; the broker's visibility timeout must be longer, or a slow task is
 # redelivered to a second worker while the first is still on it.
-CELERY_TASK_TIME_LIMIT = 15 * 60
-CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
-_VISIBILITY_TIMEOUT = CELERY_TASK_TIME_LIMIT * 2
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - min(60, CELERY_TASK_TIME_LIMIT // 10)
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT * 2)
+if _VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT.")
 
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
 else:
     # Kombu's filesystem transport: a real worker process consumes real messages, no server.
     _BROKER_DIR = VAR_DIR / "broker"
@@ -153,6 +156,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "flush-story-views": {"task": "stories.tasks.flush_story_views", "schedule": 60.0},
+    "enqueue-due-sources": {"task": "stories.tasks.enqueue_due_sources", "schedule": 60.0},
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
@@ -258,3 +262,64 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Outbound fetching -----------------------------------------------------------------------
+# Every outbound request (feeds, article pages, images, provider APIs) goes through
+# stories/importing/fetch.py, which enforces these.
+
+FETCH_USER_AGENT = env.str(
+    "FETCH_USER_AGENT",
+    default="Newsreader/0.1 (+https://github.com/newsreader/newsreader; self-hosted news reader)",
+)
+# Hosts and networks (CIDR) that may be fetched although they are not public, e.g.
+# "127.0.0.1/32,feeds.internal" in development. Empty in production: only public addresses.
+FETCH_ALLOWED_NETWORKS = env.list("FETCH_ALLOWED_NETWORKS", default=[])
+FETCH_CONNECT_TIMEOUT_SECONDS = env.float("FETCH_CONNECT_TIMEOUT_SECONDS", default=10.0)
+# The whole fetch, redirects and a slowly dripping body included, ends by this deadline.
+FETCH_DEADLINE_SECONDS = env.float("FETCH_DEADLINE_SECONDS", default=30.0)
+# Largest body accepted, counted after decompression; callers may pass their own limit (images).
+FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=15 * 1024 * 1024)
+FETCH_MAX_REDIRECTS = env.int("FETCH_MAX_REDIRECTS", default=5)
+# CA bundle for verifying HTTPS servers; empty means the bundled public CAs (certifi).
+FETCH_CA_BUNDLE = env.str("FETCH_CA_BUNDLE", default="")
+
+# --- Comments --------------------------------------------------------------------------------
+
+# Longest comment, in characters of the text as written.
+COMMENTS_MAX_LENGTH = env.int("COMMENTS_MAX_LENGTH", default=5000)
+# How long after posting its author may still edit a comment.
+COMMENTS_EDIT_WINDOW_SECONDS = env.int("COMMENTS_EDIT_WINDOW_SECONDS", default=15 * 60)
+# Top-level comments per page of a thread; "Load more" fetches the next page.
+COMMENTS_PER_PAGE = env.int("COMMENTS_PER_PAGE", default=20)
+# Replies indent this many levels; deeper replies continue on the comment's own page.
+COMMENTS_MAX_DEPTH = env.int("COMMENTS_MAX_DEPTH", default=5)
+# Rate-limit rules marked "new accounts only" apply to accounts younger than this many days.
+COMMENTS_NEW_ACCOUNT_DAYS = env.int("COMMENTS_NEW_ACCOUNT_DAYS", default=3)
+# Secret salt of the keyed hash kept instead of a commenter's IP address.
+COMMENTS_IP_HASH_SALT = env.str("COMMENTS_IP_HASH_SALT", default=SECRET_KEY)
+# Address links in notification mail start with, e.g. https://news.example.org; empty: the site's
+# domain (Sites framework) over HTTPS, or HTTP when DEBUG is on.
+COMMENTS_EMAIL_BASE_URL = env.str("COMMENTS_EMAIL_BASE_URL", default="")
+
+# --- Labelling -----------------------------------------------------------------------------
+
+# Which labeller labels stories ("embedded" runs offline on the CPU; "openai" calls a chat-completions
+# endpoint), and which to try next when it fails. "embedded" is always tried last.
+LABELLER = env.str("LABELLER", default="embedded")
+LABELLER_FALLBACKS = env.list("LABELLER_FALLBACKS", default=["embedded"])
+# Any OpenAI-compatible endpoint: OpenAI, Ollama (http://127.0.0.1:11434/v1), vLLM, llama.cpp server.
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=30.0)
+OPENAI_CONNECT_TIMEOUT_SECONDS = env.float("OPENAI_CONNECT_TIMEOUT_SECONDS", default=5.0)
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
+OPENAI_BACKOFF_SECONDS = env.float("OPENAI_BACKOFF_SECONDS", default=1.0)
+# A 429 or 503 asking for a longer wait than this makes the story fall back instead of holding a worker.
+OPENAI_MAX_RETRY_WAIT_SECONDS = env.float("OPENAI_MAX_RETRY_WAIT_SECONDS", default=20.0)
+# Requests a minute across all workers (counted in the cache); 0 turns the budget off.
+OPENAI_REQUESTS_PER_MINUTE = env.int("OPENAI_REQUESTS_PER_MINUTE", default=60)
+# "json_schema" (structured output), "json_object" for endpoints without schemas, or "none".
+OPENAI_RESPONSE_FORMAT = env.str("OPENAI_RESPONSE_FORMAT", default="json_schema")
+# Also write the brief as short sections with headings; such stories are marked AI-generated.
+OPENAI_WRITE_BRIEF = env.bool("OPENAI_WRITE_BRIEF", default=False)

@@ -1,18 +1,197 @@
 """Django admin for sources, sections, tags, regions and stories."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils import timezone
 
-from .models import Region, Section, Source, Story, Tag
+from .importing.opml import OPMLError, export_opml, import_opml
+from .models import ImportRun, Region, Section, Source, Story, StoryRevision, Tag
+
+
+class ImportRunInline(admin.TabularInline):
+    model = ImportRun
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = readonly_fields = [
+        "started_at",
+        "finished_at",
+        "outcome",
+        "http_status",
+        "new_count",
+        "updated_count",
+        "unchanged_count",
+        "rejected_count",
+        "error",
+    ]
+    ordering = ["-started_at"]
+
+
+class OPMLUploadForm(forms.Form):
+    file = forms.FileField(label="OPML file", help_text="Feeds already known are skipped.")
 
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "feed_url", "is_active", "created_at"]
-    list_filter = ["is_active"]
+    list_display = [
+        "name",
+        "is_active",
+        "last_success_at",
+        "last_status",
+        "consecutive_errors",
+        "short_last_error",
+        "next_fetch_at",
+        "items_per_day",
+    ]
+    list_filter = ["is_active", "full_text", "publish_mode", "may_show_images"]
     search_fields = ["name", "feed_url", "homepage_url"]
     prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["default_section", "region_hint"]
+    actions = ["import_now", "export_as_opml", "reactivate"]
+    readonly_fields = [
+        "last_fetched_at",
+        "last_success_at",
+        "last_status",
+        "consecutive_errors",
+        "last_error",
+        "items_per_day",
+        "min_interval_minutes",
+        "key_strategy",
+        "etag",
+        "last_modified",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "homepage_url", "feed_url", "is_active", "deactivated_reason"]}),
+        (
+            "Importing",
+            {
+                "fields": [
+                    "full_text",
+                    "default_section",
+                    "region_hint",
+                    "publish_mode",
+                    "fetch_interval_minutes",
+                    "attribution",
+                    "licence_note",
+                    "may_show_images",
+                ]
+            },
+        ),
+        (
+            "Health",
+            {
+                "fields": [
+                    "last_fetched_at",
+                    "last_success_at",
+                    "last_status",
+                    "consecutive_errors",
+                    "last_error",
+                    "next_fetch_at",
+                    "items_per_day",
+                    "min_interval_minutes",
+                    "key_strategy",
+                    "etag",
+                    "last_modified",
+                ]
+            },
+        ),
+    ]
+    inlines = [ImportRunInline]
+    change_list_template = "admin/stories/source/change_list.html"
+
+    @admin.display(description="last error")
+    def short_last_error(self, source: Source) -> str:
+        return source.last_error[:80]
+
+    @admin.action(description="Import now", permissions=["change"])
+    def import_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .importing.service import enqueue_import
+
+        count = 0
+        for source in queryset:
+            enqueue_import(source=source)
+            count += 1
+        self.message_user(request, f"{count} sources queued for import; refresh in a minute.", messages.SUCCESS)
+
+    @admin.action(description="Reactivate and fetch soon", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.update(
+            is_active=True, deactivated_reason="", consecutive_errors=0, next_fetch_at=timezone.now()
+        )
+        self.message_user(request, f"{count} sources reactivated.", messages.SUCCESS)
+
+    @admin.action(description="Export selected as OPML", permissions=["view"])
+    def export_as_opml(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        response = HttpResponse(export_opml(queryset), content_type="text/x-opml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="newsreader-sources.opml"'
+        return response
+
+    def get_urls(self):
+        return [
+            path("import-opml/", self.admin_site.admin_view(self.import_opml_view), name="stories_source_import_opml"),
+            *super().get_urls(),
+        ]
+
+    def import_opml_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return redirect("admin:stories_source_changelist")
+        form = OPMLUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                created, skipped = import_opml(form.cleaned_data["file"].read())
+            except OPMLError as error:
+                form.add_error("file", str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"{len(created)} sources added, {skipped} skipped (already known or not http).",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:stories_source_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import sources from OPML",
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/stories/source/import_opml.html", context)
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "source",
+        "started_at",
+        "duration",
+        "outcome",
+        "http_status",
+        "new_count",
+        "updated_count",
+        "unchanged_count",
+        "rejected_count",
+    ]
+    list_filter = ["outcome", ("source", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["source"]
+    search_fields = ["source__name", "error"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class StoryRevisionInline(admin.TabularInline):
+    model = StoryRevision
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = readonly_fields = ["created_at", "changed_fields", "title"]
 
 
 @admin.register(Section)
@@ -82,6 +261,7 @@ class StoryAdmin(admin.ModelAdmin):
         ("Figures", {"fields": ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]}),
     ]
     prepopulated_fields = {"slug": ["title"]}
+    inlines = [StoryRevisionInline]
 
     def _set(self, request: HttpRequest, queryset: QuerySet, message: str, **values) -> None:
         count = 0

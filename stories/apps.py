@@ -7,3 +7,7 @@ class StoriesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401
+        from .importing.parse import assert_xml_parser_is_safe
+
+        # Refuse to start where a feed could make the XML parser expand entities without bound.
+        assert_xml_parser_is_safe()

@@ -1,6 +1,7 @@
 """Stories and what they are filed under: sources, sections, tags and regions."""
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -26,15 +27,72 @@ def unique_slug(model: type[models.Model], text: str, *, exclude_pk: int | None 
     return candidate
 
 
+class SourceQuerySet(models.QuerySet):
+    def due(self, now=None) -> "SourceQuerySet":
+        """Active sources whose next fetch time has come and that no worker is importing."""
+        now = now or timezone.now()
+        return self.filter(is_active=True, next_fetch_at__lte=now).filter(
+            Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now)
+        )
+
+
 class Source(models.Model):
-    """A publisher whose feed we import stories from."""
+    """A publisher whose feed we import stories from, with the health of its imports."""
+
+    class PublishMode(models.TextChoices):
+        IMMEDIATELY = "immediately", "Immediately (labels follow)"
+        AFTER_LABELLING = "after_labelling", "After labelling"
+
+    class KeyStrategy(models.TextChoices):
+        GUID = "guid", "Entry GUID"
+        URL = "url", "Normalised link"
+        TITLE_DATE = "title_date", "Title and date"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
     homepage_url = models.URLField("homepage", max_length=2000, blank=True)
     feed_url = models.URLField("feed URL", max_length=2000, unique=True)
     is_active = models.BooleanField("active", default=True)
+    full_text = models.BooleanField(
+        "extract full text", default=False, help_text="Fetch each linked page and extract its main text."
+    )
+    default_section = models.ForeignKey(
+        "Section", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    region_hint = models.ForeignKey("Region", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    attribution = models.CharField(max_length=200, blank=True, help_text="How stories credit this source.")
+    licence_note = models.TextField(blank=True)
+    publish_mode = models.CharField(max_length=20, choices=PublishMode.choices, default=PublishMode.IMMEDIATELY)
+    may_show_images = models.BooleanField(
+        "may show its own images", default=False, help_text="Only if this source allows its images to be shown."
+    )
+    fetch_interval_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(5), MaxValueValidator(24 * 60)]
+    )
+
+    # Conditional GET and change detection
+    etag = models.CharField(max_length=500, blank=True, editable=False)
+    last_modified = models.CharField(max_length=100, blank=True, editable=False)
+    content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    key_strategy = models.CharField(max_length=12, choices=KeyStrategy.choices, default=KeyStrategy.GUID)
+    min_interval_minutes = models.PositiveIntegerField(
+        default=0, editable=False, help_text="The feed's own TTL, Cache-Control, Expires or Retry-After."
+    )
+
+    # Health
+    last_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_status = models.PositiveSmallIntegerField("last HTTP status", null=True, blank=True, editable=False)
+    consecutive_errors = models.PositiveIntegerField(default=0, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    next_fetch_at = models.DateTimeField(default=timezone.now, db_index=True)
+    items_per_day = models.FloatField(default=0, editable=False)
+    deactivated_reason = models.CharField(max_length=300, blank=True)
+    import_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SourceQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -44,6 +102,39 @@ class Source(models.Model):
 
     def get_absolute_url(self) -> str:
         return f"{reverse('stories:list')}?source={self.slug}"
+
+
+class ImportRun(models.Model):
+    """One attempt to import a source: what happened, and how long it took."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        IMPORTED = "imported", "Imported"
+        NOT_MODIFIED = "not_modified", "Not modified"
+        UNCHANGED = "unchanged", "Unchanged (same content)"
+        FAILED = "failed", "Failed"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="import_runs")
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    new_count = models.PositiveIntegerField("new", default=0)
+    updated_count = models.PositiveIntegerField("updated", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    rejected_count = models.PositiveIntegerField("rejected", default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["source", "-started_at"], name="importrun_source_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self):
+        return self.finished_at - self.started_at if self.finished_at else None
 
 
 class Section(models.Model):
@@ -109,6 +200,20 @@ class StoryQuerySet(models.QuerySet):
         """Everything a story card or page shows, fetched up front in a fixed number of queries."""
         return self.select_related("source", "section", "region__parent").prefetch_related(
             models.Prefetch("tags", queryset=Tag.objects.order_by("name"))
+        )
+
+    def one_per_coverage_group(self) -> "StoryQuerySet":
+        """Leave out stories that another source's story already covers."""
+        return self.filter(duplicate_of__isnull=True)
+
+    def with_coverage(self) -> "StoryQuerySet":
+        """Fetch, with the story, the other sources' stories on the same news."""
+        return self.select_related("duplicate_of__source").prefetch_related(
+            models.Prefetch(
+                "also_covered_by",
+                queryset=Story.objects.published().select_related("source").order_by("published_at"),
+                to_attr="published_coverage",
+            )
         )
 
     def in_section(self, slug: str) -> "StoryQuerySet":
@@ -190,6 +295,20 @@ class Story(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     comments_mode = models.CharField(max_length=12, choices=CommentsMode.choices, default=CommentsMode.OPEN)
 
+    # Importing: the entry's identity within its source, and what it looked like last time
+    entry_key = models.CharField(max_length=64, blank=True, editable=False)
+    guid = models.CharField("GUID", max_length=2000, blank=True, editable=False)
+    entry_hash = models.CharField(max_length=64, blank=True, editable=False)
+    similarity_signature = models.BinaryField(null=True, blank=True, editable=False)
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="also_covered_by",
+        help_text="The first story of this group of near-duplicates from other sources.",
+    )
+
     search_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -200,6 +319,11 @@ class Story(models.Model):
         ordering = ["-published_at", "-pk"]
         verbose_name_plural = "stories"
         indexes = [models.Index(fields=["status", "-published_at"], name="story_status_published_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "entry_key"], condition=~Q(entry_key=""), name="story_unique_entry_per_source"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -232,3 +356,20 @@ _STORY_SEARCH_VECTOR = (
     + SearchVector("dek", weight="B", config="english")
     + SearchVector("body_text", weight="C", config="english")
 )
+
+
+class StoryRevision(models.Model):
+    """What a story looked like before its source updated the entry."""
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="revisions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    changed_fields = models.JSONField(default=list)
+    title = models.CharField(max_length=300)
+    dek = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Revision of {self.story_id} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -18,7 +18,7 @@ def story_list(request: HttpRequest) -> HttpResponse:
         return pagecache.respond(cached)
 
     filters = StoryFilters.from_query(request.GET)
-    stories = filters.apply(Story.objects.published()).for_cards()
+    stories = filters.apply(Story.objects.published().one_per_coverage_group()).for_cards()
     page = Paginator(stories, settings.STORIES_PER_PAGE).get_page(request.GET.get("page"))
     response = render(
         request,
@@ -43,7 +43,7 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
         viewcounts.record_view(story_id=cached.story_id, reader=viewcounts.reader_key(request))
         return pagecache.respond(cached)
 
-    story = Story.objects.published().for_cards().filter(slug=slug).first()
+    story = Story.objects.published().for_cards().with_coverage().filter(slug=slug).first()
     if story is None:
         raise Http404("No such story.")
     viewcounts.record_view(story_id=story.pk, reader=viewcounts.reader_key(request))

@@ -51,3 +51,6 @@ def reader(db):
     from tests.factories import UserFactory
 
     return UserFactory()
+
+
+from tests.httpserver import http_server  # noqa: E402, F401  (a fixture every test module may use)

@@ -184,8 +184,8 @@ def test_story_page_query_count_is_fixed(client, django_assert_num_queries, sett
     story = StoryFactory(tags=TagFactory.create_batch(tag_count), region=RegionFactory(parent=RegionFactory()))
     client.get(story.get_absolute_url())  # this reader's view is counted once, on the first visit
 
-    # the story with its source, section and region; its tags
-    with django_assert_num_queries(2):
+    # the story with its source, section, region and first coverage; its tags; other sources' coverage
+    with django_assert_num_queries(3):
         response = client.get(story.get_absolute_url())
     assert response.status_code == 200
 

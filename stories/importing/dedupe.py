@@ -1,0 +1,300 @@
+"""Recognising what we already have: stable entry keys per source, feed content hashes, and
+near-duplicate stories across sources (MinHash over word shingles).
+"""
+
+import hashlib
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Hashable, Iterable, Mapping
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+NEAR_DUPLICATE_THRESHOLD = 0.5
+SHINGLE_WORDS = 3
+NUM_PERM = 128
+SIGNATURE_FORMAT = 1  # bump when shingling, hashing or NUM_PERM change: older signatures stop matching
+_MINHASH_SCHEME = "affine32"
+_SIGNATURE_BYTES = 1 + NUM_PERM * 4
+
+TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "mkt_tok",
+        "ref",
+        "ref_src",
+        "ref_url",
+        "referrer",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "cmpid",
+        "ocid",
+        "smid",
+        "sr_share",
+        "at_medium",
+        "at_campaign",
+        "share",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class KeyStrategy(StrEnum):
+    """How entries of one source are told apart; same values as ``Source.KeyStrategy``. Each step down
+    the list is coarser; a source only ever moves down it."""
+
+    GUID = "guid"
+    URL = "url"
+    TITLE_DATE = "title_date"
+
+
+class KeyedEntry(Protocol):
+    """What keying needs of an entry (``parse.ParsedEntry`` has it)."""
+
+    guid: str
+    link: str
+    title: str
+    published: object
+
+
+# Feed content ----------------------------------------------------------------------------------
+
+
+def content_hash(content: bytes) -> str:
+    """A 64-character digest of a fetched feed body: equal digests mean nothing to parse."""
+    return hashlib.sha256(content).hexdigest()
+
+
+# URLs and entry keys ---------------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """`url` in one canonical spelling, so the same article reached by different links compares equal:
+    lower-case scheme and host, no default port, no fragment, no tracking parameters, the remaining
+    query parameters sorted, no trailing slash except on the root. Non-web URLs come back stripped."""
+    url = (url or "").strip()
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return url
+    host = parts.hostname.rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        credentials = parts.username or ""
+        if parts.password:
+            credentials += f":{parts.password}"
+        host = f"{credentials}@{host}"
+    path = parts.path or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    query = sorted(
+        (name, value)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if not _is_tracking_parameter(name)
+    )
+    return urllib.parse.urlunsplit((scheme, host, path, urllib.parse.urlencode(query, doseq=True), ""))
+
+
+def _is_tracking_parameter(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMETERS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def entry_key(entry: KeyedEntry, strategy: str = KeyStrategy.GUID) -> str:
+    """A stable 64-character key for `entry` within its source.
+
+    GUID: the entry's GUID, else its normalised link, else its title and date. URL: the normalised
+    link, else title and date. TITLE_DATE: title and date only. The kind of key is part of what is
+    hashed, so a GUID never equals a link by accident."""
+    strategy = KeyStrategy(strategy)
+    guid = (entry.guid or "").strip()
+    link = normalise_url(entry.link) if entry.link else ""
+    if strategy == KeyStrategy.GUID and guid:
+        material = f"guid:{guid}"
+    elif strategy in (KeyStrategy.GUID, KeyStrategy.URL) and link:
+        material = f"url:{link}"
+    else:
+        published = entry.published.isoformat() if hasattr(entry.published, "isoformat") else ""
+        material = f"title_date:{' '.join(entry.title.casefold().split())}|{published}"
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def guids_are_unreliable(entries: Iterable[KeyedEntry]) -> bool:
+    """True when one fetch shows the source's GUIDs cannot tell its entries apart: two entries share
+    a GUID but differ in link or title."""
+    return _key_collides(entries, key=lambda entry: (entry.guid or "").strip())
+
+
+def links_are_unreliable(entries: Iterable[KeyedEntry]) -> bool:
+    """True when two entries of one fetch link to the same page under different titles (a feed whose
+    every item links to its home page)."""
+    return _key_collides(entries, key=lambda entry: normalise_url(entry.link) if entry.link else "", by_title=True)
+
+
+def choose_key_strategy(entries: Iterable[KeyedEntry], current: str = KeyStrategy.GUID) -> KeyStrategy:
+    """The key strategy to use from now on: `current`, or a coarser one when this fetch shows that
+    GUIDs (then links) repeat. Never finer than `current`: switching back would re-key stored stories."""
+    entries = list(entries)
+    strategy = KeyStrategy(current)
+    if strategy == KeyStrategy.GUID and guids_are_unreliable(entries):
+        strategy = KeyStrategy.URL
+    if strategy == KeyStrategy.URL and links_are_unreliable(entries):
+        strategy = KeyStrategy.TITLE_DATE
+    return strategy
+
+
+def guid_reused(*, stored_link: str, stored_title: str, entry: KeyedEntry) -> bool:
+    """True when `entry` has the GUID of a stored story but is plainly another story: another page
+    and another title. A source doing this recycles GUIDs across fetches."""
+    if not stored_link or not entry.link:
+        return False
+    other_page = normalise_url(stored_link) != normalise_url(entry.link)
+    other_title = _title_words(stored_title) != _title_words(entry.title)
+    return other_page and other_title
+
+
+def _key_collides(entries: Iterable[KeyedEntry], *, key, by_title: bool = False) -> bool:
+    seen: dict[str, str] = {}
+    for entry in entries:
+        value = key(entry)
+        if not value:
+            continue
+        identity = _title_words(entry.title)
+        if not by_title and entry.link:
+            identity = f"{normalise_url(entry.link)} {identity}"
+        if value in seen and seen[value] != identity:
+            return True
+        seen.setdefault(value, identity)
+    return False
+
+
+def _title_words(title: str) -> str:
+    return " ".join((title or "").casefold().split())
+
+
+# Near-duplicates -------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+_PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=1, scheme=_MINHASH_SCHEME).permutations
+
+
+def shingles(text: str, *, size: int = SHINGLE_WORDS) -> set[bytes]:
+    """Overlapping runs of `size` words of `text`, case and accents folded; short texts give one."""
+    folded = unicodedata.normalize("NFKC", text or "").casefold()
+    words = _WORD.findall(folded)
+    if len(words) < size:
+        return {" ".join(words).encode()} if words else set()
+    return {" ".join(words[index : index + size]).encode() for index in range(len(words) - size + 1)}
+
+
+def story_signature(text: str) -> bytes | None:
+    """A 513-byte MinHash signature of `text` (title and body) to store with the story, or None
+    when the text has no words."""
+    pieces = shingles(text)
+    if not pieces:
+        return None
+    minhash = _new_minhash()
+    minhash.update_batch(list(pieces))
+    return bytes([SIGNATURE_FORMAT]) + minhash.hashvalues.astype("<u4").tobytes()
+
+
+def signature_similarity(first: bytes, second: bytes) -> float:
+    """Estimated Jaccard similarity (0 to 1) of the shingles behind two signatures."""
+    return float(np.count_nonzero(_hashvalues(first) == _hashvalues(second))) / NUM_PERM
+
+
+def is_signature(value: bytes | None) -> bool:
+    """True when `value` is a signature this version can compare (older formats cannot)."""
+    return bool(value) and len(value) == _SIGNATURE_BYTES and value[0] == SIGNATURE_FORMAT
+
+
+def _hashvalues(signature: bytes) -> np.ndarray:
+    if not is_signature(signature):
+        raise ValueError("Not a story signature of the current format")
+    return np.frombuffer(signature, dtype="<u4", offset=1)
+
+
+def _new_minhash(hashvalues: np.ndarray | None = None) -> MinHash:
+    return MinHash(num_perm=NUM_PERM, seed=1, scheme=_MINHASH_SCHEME, permutations=_PERMUTATIONS, hashvalues=hashvalues)
+
+
+class SimilarityIndex:
+    """Stored signatures, searchable for near-duplicates: LSH finds candidates, the signature
+    comparison confirms them. Signatures of another format are ignored."""
+
+    def __init__(
+        self, signatures: Iterable[tuple[Hashable, bytes]] = (), *, threshold: float = NEAR_DUPLICATE_THRESHOLD
+    ) -> None:
+        self.threshold = threshold
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        self._signatures: dict[Hashable, bytes] = {}
+        for key, signature in signatures:
+            self.add(key, signature)
+
+    def __len__(self) -> int:
+        return len(self._signatures)
+
+    def add(self, key: Hashable, signature: bytes | None) -> bool:
+        """Index `signature` under `key`; False when it is not a usable signature or the key is taken."""
+        if not is_signature(signature) or key in self._signatures:
+            return False
+        self._lsh.insert(key, _new_minhash(_hashvalues(signature).copy()))
+        self._signatures[key] = signature
+        return True
+
+    def similar(self, signature: bytes | None) -> list[Hashable]:
+        """Keys whose signatures are at least `threshold` similar to `signature`, most similar first."""
+        if not is_signature(signature):
+            return []
+        candidates = self._lsh.query(_new_minhash(_hashvalues(signature).copy()))
+        scored = [(signature_similarity(signature, self._signatures[key]), key) for key in candidates]
+        return [key for score, key in sorted(scored, key=lambda pair: -pair[0]) if score >= self.threshold]
+
+
+def group_near_duplicates(
+    signatures: Mapping[Hashable, bytes | None], *, threshold: float = NEAR_DUPLICATE_THRESHOLD
+) -> list[list[Hashable]]:
+    """Groups (of two or more keys, in the mapping's order) whose signatures are near-duplicates,
+    directly or through a chain of near-duplicates."""
+    index = SimilarityIndex(threshold=threshold)
+    parent: dict[Hashable, Hashable] = {}
+
+    def root(key: Hashable) -> Hashable:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for key, signature in signatures.items():
+        if not is_signature(signature):
+            continue
+        parent[key] = key
+        for other in index.similar(signature):
+            parent[root(other)] = root(key)
+        index.add(key, signature)
+    groups: dict[Hashable, list[Hashable]] = {}
+    for key in parent:
+        groups.setdefault(root(key), []).append(key)
+    return [members for members in groups.values() if len(members) > 1]

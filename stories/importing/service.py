@@ -1,0 +1,379 @@
+"""Importing a source: fetch its feed safely, parse it, store each entry once, record the run."""
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.html import escape
+
+from stories.models import ImportRun, Source, Story, StoryRevision, Tag, unique_slug
+
+from . import dedupe, fetch, parse, schedule
+
+logger = logging.getLogger(__name__)
+
+RUNS_KEPT_PER_SOURCE = 100
+QUEUED_SECONDS = 20 * 60
+NEAR_DUPLICATE_WINDOW = timedelta(days=3)
+STORY_TRACKED_FIELDS = ("title", "dek", "body_html")
+
+
+class TransientImportError(Exception):
+    """A network failure worth retrying soon; the run and the source already record it."""
+
+
+def is_transient(error: fetch.FetchError) -> bool:
+    """Network trouble that may pass (timeouts, refused or reset connections). Not a refusal by our
+    guard, a size limit or an HTTP status: a 429 or 5xx waits for the schedule and its Retry-After."""
+    return isinstance(error, fetch.NetworkError | fetch.FetchTimeout)
+
+
+@dataclass
+class EntryCounts:
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: int = 0
+    rejected: int = 0
+
+
+def enqueue_import(*, source: Source) -> None:
+    """Queue an import of `source` once the current transaction commits."""
+    from stories.tasks import import_source_task
+
+    import_source_task.delay_on_commit(source.pk)
+
+
+def enqueue_due_imports() -> int:
+    """Queue every source whose time has come; beat calls this every minute."""
+    now = timezone.now()
+    due_ids = list(Source.objects.due(now).values_list("pk", flat=True)[:500])
+    # Push next_fetch_at ahead so the next beat does not queue the same sources again while
+    # these imports wait in the queue; the import sets the real next time when it finishes.
+    Source.objects.filter(pk__in=due_ids).update(next_fetch_at=now + timedelta(seconds=QUEUED_SECONDS))
+    for source_id in due_ids:
+        from stories.tasks import import_source_task
+
+        import_source_task.delay_on_commit(source_id)
+    return len(due_ids)
+
+
+def _acquire(source_id: int) -> bool:
+    """Take the source's import lock. It lapses with the task time limit: past that, the worker
+    that held it was killed, and the broker redelivers the task to another."""
+    now = timezone.now()
+    return bool(
+        Source.objects.filter(pk=source_id)
+        .filter(Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now))
+        .update(import_locked_until=now + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
+    )
+
+
+def _release(source_id: int) -> None:
+    Source.objects.filter(pk=source_id).update(import_locked_until=None)
+
+
+def import_source(*, source_id: int) -> ImportRun | None:
+    """Import one source now. Returns the run, or None when another worker holds its lock."""
+    if not _acquire(source_id):
+        logger.info("Source %s is already being imported; skipping.", source_id)
+        return None
+    try:
+        source = Source.objects.get(pk=source_id)
+        run = ImportRun.objects.create(source=source)
+        return _run_import(source, run)
+    finally:
+        _release(source_id)
+
+
+def _run_import(source: Source, run: ImportRun) -> ImportRun:
+    source.last_fetched_at = timezone.now()
+    try:
+        response = fetch.fetch(url=source.feed_url, etag=source.etag, last_modified=source.last_modified)
+    except fetch.HTTPStatusError as error:
+        run.http_status = error.status
+        if error.status == 410:
+            source.is_active = False
+            source.deactivated_reason = "The feed is gone (HTTP 410); the publisher removed it."
+        _fail(source, run, str(error), retry_after=error.retry_after)
+        return run
+    except fetch.FetchError as error:
+        _fail(source, run, str(error))
+        if is_transient(error):
+            raise TransientImportError(str(error)) from error
+        return run
+
+    run.http_status = response.status
+    source.etag = response.etag or ""
+    source.last_modified = response.last_modified or ""
+    hint = schedule.caching_hint_minutes(dict(response.headers))
+    if response.not_modified:
+        _succeed(source, run, ImportRun.Outcome.NOT_MODIFIED, hint)
+        return run
+
+    digest = dedupe.content_hash(response.body)
+    if digest == source.content_hash:
+        _succeed(source, run, ImportRun.Outcome.UNCHANGED, hint)
+        return run
+
+    try:
+        feed = parse.parse_feed(content=response.body, url=response.url, headers=dict(response.headers))
+    except parse.FeedParseError as error:
+        _fail(source, run, str(error))
+        return run
+
+    if feed.ttl_minutes:
+        hint = max(hint, feed.ttl_minutes)
+    counts = store_entries(source=source, entries=feed.entries)
+    source.content_hash = digest
+    run.new_count, run.updated_count = len(counts.new), len(counts.updated)
+    run.unchanged_count, run.rejected_count = counts.unchanged, counts.rejected
+    source.items_per_day = _items_per_day(source)
+    _succeed(source, run, ImportRun.Outcome.IMPORTED, hint)
+    _after_import(source=source, new_ids=counts.new, changed_ids=counts.updated)
+    return run
+
+
+def _succeed(source: Source, run: ImportRun, outcome: str, hint_minutes: int) -> None:
+    source.last_success_at = timezone.now()
+    source.last_status = run.http_status
+    source.consecutive_errors = 0
+    source.last_error = ""
+    source.min_interval_minutes = hint_minutes
+    source.next_fetch_at = timezone.now() + schedule.next_fetch_delay(
+        interval_minutes=source.fetch_interval_minutes,
+        min_interval_minutes=hint_minutes,
+        items_per_day=source.items_per_day,
+    )
+    _finish(source, run, outcome)
+
+
+def _fail(source: Source, run: ImportRun, message: str, *, retry_after: int | None = None) -> None:
+    logger.warning("Import of %s failed: %s", source, message)
+    source.last_status = run.http_status
+    source.consecutive_errors += 1
+    source.last_error = message
+    source.next_fetch_at = timezone.now() + schedule.next_fetch_delay(
+        interval_minutes=source.fetch_interval_minutes,
+        min_interval_minutes=source.min_interval_minutes,
+        consecutive_errors=source.consecutive_errors,
+        retry_after_seconds=retry_after,
+    )
+    run.error = message
+    _finish(source, run, ImportRun.Outcome.FAILED)
+
+
+def _finish(source: Source, run: ImportRun, outcome: str) -> None:
+    run.outcome = outcome
+    run.finished_at = timezone.now()
+    run.save()
+    source.save(
+        update_fields=[
+            "is_active",
+            "deactivated_reason",
+            "etag",
+            "last_modified",
+            "content_hash",
+            "key_strategy",
+            "min_interval_minutes",
+            "last_fetched_at",
+            "last_success_at",
+            "last_status",
+            "consecutive_errors",
+            "last_error",
+            "next_fetch_at",
+            "items_per_day",
+        ]
+    )
+    stale = ImportRun.objects.filter(source=source).order_by("-started_at").values_list("pk", flat=True)
+    ImportRun.objects.filter(pk__in=list(stale[RUNS_KEPT_PER_SOURCE:])).delete()
+
+
+def _items_per_day(source: Source) -> float:
+    since = timezone.now() - timedelta(days=7)
+    return round(Story.objects.filter(source=source, created_at__gte=since).count() / 7, 2)
+
+
+def entry_fields(entry: "parse.ParsedEntry", source: Source) -> dict:
+    """The story fields an entry gives, before labelling."""
+    body = entry.content_html or entry.summary_html or ""
+    summary_text = parse.text_of(entry.summary_html) if entry.content_html else ""
+    return {
+        "title": entry.title[:300],
+        "dek": summary_text[:600],
+        "body_html": body,
+        "original_url": entry.link[:2000],
+        "author": (entry.author or "")[:200],
+        "guid": (entry.guid or "")[:2000],
+    }
+
+
+def _entry_hash(fields: dict) -> str:
+    material = "\x1f".join(str(fields[name]) for name in ("title", "dek", "body_html", "original_url"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> EntryCounts:
+    """Create or update a story per entry; each entry is stored once whatever happens around it."""
+    entries = [entry for entry in entries]
+    counts = EntryCounts()
+    usable = [entry for entry in entries if entry.title and entry.link]
+    counts.rejected = len(entries) - len(usable)
+    strategy = source.key_strategy
+    if strategy == Source.KeyStrategy.GUID and dedupe.guids_are_unreliable(usable):
+        strategy = source.key_strategy = Source.KeyStrategy.URL
+    keyed = {}
+    for entry in usable:
+        keyed.setdefault(dedupe.entry_key(entry, strategy), entry)  # a feed repeating an entry: first wins
+    existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
+    status = Story.Status.PUBLISHED if source.publish_mode == Source.PublishMode.IMMEDIATELY else Story.Status.DRAFT
+    for key, entry in keyed.items():
+        fields = entry_fields(entry, source)
+        entry_hash = _entry_hash(fields)
+        story = existing.get(key)
+        if story is None:
+            story_id = _create_story(source, key, entry, fields, entry_hash, status)
+            if story_id is None:
+                counts.unchanged += 1  # another worker stored it first
+            else:
+                counts.new.append(story_id)
+        elif story.entry_hash != entry_hash:
+            _update_story(story, fields, entry_hash)
+            counts.updated.append(story.pk)
+        else:
+            counts.unchanged += 1
+    return counts
+
+
+def _create_story(source: Source, key: str, entry, fields: dict, entry_hash: str, status: str) -> int | None:
+    published_at = entry.published or timezone.now()
+    story = Story(
+        source=source,
+        entry_key=key,
+        entry_hash=entry_hash,
+        section=source.default_section,
+        region=source.region_hint,
+        published_at=published_at,
+        status=status,
+        slug=unique_slug(Story, fields["title"]),
+        **fields,
+    )
+    image = _first_image(entry, source)
+    if image:
+        story.image_url, story.image_alt = image
+    story.similarity_signature = dedupe.story_signature(
+        f"{fields['title']} {story.dek} {parse.text_of(fields['body_html'])}"
+    )
+    try:
+        with transaction.atomic():
+            story.save()
+            _attach_tag_hints(story, entry.categories)
+    except IntegrityError:
+        if Story.objects.filter(source=source, entry_key=key).exists():
+            return None
+        raise
+    return story.pk
+
+
+def _update_story(story: Story, fields: dict, entry_hash: str) -> None:
+    changed = [name for name in STORY_TRACKED_FIELDS if getattr(story, name) != fields[name]]
+    with transaction.atomic():
+        StoryRevision.objects.create(
+            story=story, changed_fields=changed, title=story.title, dek=story.dek, body_html=story.body_html
+        )
+        for name, value in fields.items():
+            setattr(story, name, value)
+        story.entry_hash = entry_hash
+        story.save()
+
+
+def _first_image(entry, source: Source) -> tuple[str, str] | None:
+    if not source.may_show_images or not entry.images:
+        return None
+    image = entry.images[0]
+    return image.url[:2000], escape(image.alt or "")[:500]
+
+
+def _attach_tag_hints(story: Story, categories: Iterable[str]) -> None:
+    """Keep the feed's own categories as tags until the labeller decides."""
+    from django.utils.text import slugify
+
+    tags = []
+    for name in list(categories)[:6]:
+        name = name.strip()[:100]
+        slug = slugify(name)[:100]
+        if name and slug:
+            tags.append(Tag.objects.get_or_create(slug=slug, defaults={"name": name})[0])
+    if tags:
+        story.tags.add(*tags)
+
+
+def _after_import(*, source: Source, new_ids: list[int], changed_ids: list[int]) -> None:
+    """Group near-duplicates, then hand new and changed stories on to extraction and labelling."""
+    group_near_duplicates(story_ids=new_ids)
+    from stories.tasks import extract_full_text_task, label_story_task
+
+    for story_id in new_ids:
+        if source.full_text:
+            extract_full_text_task.delay_on_commit(story_id)
+        else:
+            label_story_task.delay_on_commit(story_id)
+    for story_id in changed_ids:
+        label_story_task.delay_on_commit(story_id)
+
+
+def group_near_duplicates(*, story_ids: list[int]) -> int:
+    """Point each new story at an earlier near-duplicate from another source, if there is one."""
+    if not story_ids:
+        return 0
+    since = timezone.now() - NEAR_DUPLICATE_WINDOW
+    candidates = list(
+        Story.objects.filter(created_at__gte=since, duplicate_of__isnull=True, similarity_signature__isnull=False)
+        .exclude(pk__in=story_ids)
+        .values_list("pk", "source_id", "similarity_signature")
+    )
+    new_stories = list(Story.objects.filter(pk__in=story_ids).values_list("pk", "source_id", "similarity_signature"))
+    index = dedupe.SimilarityIndex([(pk, bytes(signature)) for pk, _, signature in candidates])
+    source_of = {pk: source_id for pk, source_id, _ in candidates}
+    grouped = 0
+    for pk, source_id, signature in new_stories:
+        if signature is None:
+            continue
+        match = next(
+            (other for other in index.similar(bytes(signature)) if source_of.get(other) not in (None, source_id)),
+            None,
+        )
+        if match is not None:
+            Story.objects.filter(pk=pk).update(duplicate_of=match)
+            grouped += 1
+        else:
+            index.add(pk, bytes(signature))
+            source_of[pk] = source_id
+    return grouped
+
+
+def extract_full_text(*, story_id: int) -> Story | None:
+    """Replace a story's feed text by the linked page's main text when that is longer."""
+    from . import extract
+
+    story = Story.objects.filter(pk=story_id).first()
+    if story is None:
+        return None
+    try:
+        page = fetch.fetch(url=story.original_url)
+    except fetch.FetchError as error:
+        logger.info("Full text of story %s not fetched: %s", story_id, error)
+        if is_transient(error):
+            raise TransientImportError(str(error)) from error
+        return story
+    article = extract.extract_article(html=page.body, url=page.url)
+    body = extract.choose_body(story.body_html, article)
+    if body != story.body_html:
+        story.body_html = body
+        story.save()
+    return story

@@ -1,0 +1,534 @@
+"""Reading feeds: RSS, Atom and JSON Feed entries as plain fields, clear errors for what is not a feed,
+and XML that cannot make the parser expand entities, read a file or reach the network."""
+
+import contextlib
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stories.importing import parse
+from stories.importing.parse import FeedParseError, ImageSource, parse_feed
+from tests.conftest import shared_data
+from tests.httpserver import LocalHTTPServer
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+FEED_URL = "https://news.example.org/feeds/world.xml"
+
+
+# What the parser did outside the process while a block ran: connections, URL requests, files opened.
+_io_seen: list[tuple[str, str]] | None = None
+
+
+def _record_io(event: str, args: tuple) -> None:
+    if _io_seen is None:
+        return
+    if event in ("socket.connect", "socket.getaddrinfo", "urllib.Request"):
+        _io_seen.append((event, repr(args)[:200]))
+    elif event == "open" and isinstance(args[0], str | bytes):
+        _io_seen.append((event, str(args[0])))
+
+
+sys.addaudithook(_record_io)
+
+
+@contextlib.contextmanager
+def watching_io():
+    """Collect network and file events raised while the block runs (see ``sys.addaudithook``)."""
+    global _io_seen
+    seen: list[tuple[str, str]] = []
+    _io_seen = seen
+    try:
+        yield seen
+    finally:
+        _io_seen = None
+
+
+def network_events(seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [event for event in seen if event[0] != "open"]
+
+
+def rss(items: str, *, channel: str = "", namespaces: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0" {namespaces}><channel>'
+        f"<title>World news</title><link>https://news.example.org/</link>{channel}{items}</channel></rss>"
+    ).encode()
+
+
+MEDIA_NS = 'xmlns:media="http://search.yahoo.com/mrss/"'
+
+
+# RSS ---------------------------------------------------------------------------------------------
+
+
+def test_rss_item_becomes_an_entry_with_plain_title_absolute_link_and_utc_date():
+    feed = parse_feed(
+        content=rss(
+            "<item><title>Ports &amp;amp; harbours &lt;b&gt;reopen&lt;/b&gt;</title>"
+            "<link>/2025/ports-reopen</link><guid isPermaLink='false'>urn:story:81</guid>"
+            "<author>desk@news.example.org (Ana Lima)</author>"
+            "<pubDate>Fri, 28 Feb 2025 09:30:00 +0100</pubDate>"
+            "<category>Shipping</category><category>Europe</category><category>shipping</category></item>",
+            channel="<ttl>45</ttl><language>en-gb</language>",
+        ),
+        url=FEED_URL,
+        headers={"Content-Type": "application/rss+xml"},
+        now=NOW,
+    )
+
+    assert (feed.title, feed.link, feed.ttl_minutes, feed.language) == (
+        "World news",
+        "https://news.example.org/",
+        45,
+        "en-gb",
+    )
+    [entry] = feed.entries
+    assert entry.title == "Ports & harbours reopen"
+    assert entry.link == "https://news.example.org/2025/ports-reopen"
+    assert entry.guid == "urn:story:81"
+    assert entry.published == datetime(2025, 2, 28, 8, 30, tzinfo=UTC)
+    assert entry.categories == ("Shipping", "Europe")
+    assert "Ana Lima" in entry.author
+    assert not feed.bozo
+
+
+def test_relative_links_inside_description_are_made_absolute():
+    feed = parse_feed(
+        content=rss(
+            "<item><title>T</title><link>https://news.example.org/a</link><description>"
+            '&lt;p&gt;See &lt;a href="/maps/port"&gt;the map&lt;/a&gt; and &lt;a href="../b"&gt;more&lt;/a&gt;'
+            '&lt;img src="pics/1.jpg"&gt;&lt;/p&gt;</description></item>'
+        ),
+        url=FEED_URL,
+        headers={},
+        now=NOW,
+    )
+
+    summary = feed.entries[0].summary_html
+    assert 'href="https://news.example.org/maps/port"' in summary
+    assert 'href="https://news.example.org/b"' in summary
+    assert 'src="https://news.example.org/feeds/pics/1.jpg"' in summary
+
+
+def test_media_rss_images_keep_their_own_credit_and_caption_and_the_item_keeps_its_description():
+    feed = parse_feed(
+        content=rss(
+            "<item><title>Storm</title><link>https://news.example.org/storm</link>"
+            "<description>The storm reached the coast overnight.</description>"
+            '<media:content url="https://img.example.org/storm.jpg" medium="image" width="1024" height="576">'
+            "<media:credit>Photograph: Jo Park</media:credit>"
+            "<media:description>Waves over the sea wall</media:description></media:content>"
+            '<media:content url="https://img.example.org/clip.mp4" medium="video"/>'
+            '<media:thumbnail url="/thumbs/storm.jpg" width="240" height="135"/>'
+            '<enclosure url="https://img.example.org/storm.png" type="image/png" length="1"/>'
+            '<enclosure url="https://img.example.org/podcast.mp3" type="audio/mpeg" length="1"/>'
+            "<media:credit>News Agency</media:credit>"
+            "<media:description>Caption for the item's pictures</media:description>"
+            "</item>",
+            namespaces=MEDIA_NS,
+        ),
+        url=FEED_URL,
+        headers={"Content-Type": "application/rss+xml"},
+        now=NOW,
+    )
+
+    entry = feed.entries[0]
+    assert entry.summary_html == "The storm reached the coast overnight."
+    assert [
+        (image.url, image.source, image.width, image.height, image.credit, image.alt) for image in entry.images
+    ] == [
+        (
+            "https://img.example.org/storm.jpg",
+            ImageSource.MEDIA_CONTENT,
+            1024,
+            576,
+            "Photograph: Jo Park",
+            "Waves over the sea wall",
+        ),
+        (
+            "https://news.example.org/thumbs/storm.jpg",
+            ImageSource.MEDIA_THUMBNAIL,
+            240,
+            135,
+            "News Agency",
+            "Caption for the item's pictures",
+        ),
+        (
+            "https://img.example.org/storm.png",
+            ImageSource.ENCLOSURE,
+            None,
+            None,
+            "News Agency",
+            "Caption for the item's pictures",
+        ),
+    ]
+
+
+def test_image_urls_that_are_not_web_urls_are_dropped():
+    feed = parse_feed(
+        content=rss(
+            '<item><title>T</title><media:content url="javascript:alert(1)" medium="image"/>'
+            '<media:thumbnail url="data:image/png;base64,AAAA"/></item>',
+            namespaces=MEDIA_NS,
+        ),
+        url=FEED_URL,
+        now=NOW,
+    )
+
+    assert feed.entries[0].images == ()
+
+
+def test_rss_1_0_and_rss_0_91_feeds_yield_their_items_with_html_entities_decoded():
+    rdf = (
+        b'<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        b'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        b'<channel rdf:about="https://news.example.org/"><title>R</title><link>https://news.example.org/</link></channel>'
+        b'<item rdf:about="https://news.example.org/1"><title>One</title><link>https://news.example.org/1</link>'
+        b"<dc:date>2025-02-27T10:00:00Z</dc:date><dc:creator>Sam Roe</dc:creator></item></rdf:RDF>"
+    )
+    old = (
+        b'<?xml version="1.0"?><!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+        b'"http://my.netscape.com/publish/formats/rss-0.91.dtd"><rss version="0.91"><channel><title>O</title>'
+        b"<link>https://news.example.org/</link><item><title>Caf&eacute; opens</title>"
+        b"<link>https://news.example.org/cafe</link></item></channel></rss>"
+    )
+
+    rdf_entry = parse_feed(content=rdf, url=FEED_URL, now=NOW).entries[0]
+    old_entry = parse_feed(content=old, url=FEED_URL, now=NOW).entries[0]
+
+    assert (rdf_entry.title, rdf_entry.author, rdf_entry.published) == (
+        "One",
+        "Sam Roe",
+        datetime(2025, 2, 27, 10, tzinfo=UTC),
+    )
+    assert old_entry.title == "Café opens"
+
+
+def test_charset_from_content_type_is_honoured():
+    body = rss("<item><title>Über die Brücke</title><link>https://news.example.org/b</link></item>")
+    body = body.replace(b' encoding="utf-8"', b"").decode().encode("iso-8859-1")
+
+    feed = parse_feed(content=body, url=FEED_URL, headers={"Content-Type": "text/xml; charset=ISO-8859-1"}, now=NOW)
+
+    assert feed.entries[0].title == "Über die Brücke"
+
+
+def test_feed_served_as_html_or_without_a_type_is_still_read_as_a_feed():
+    body = rss("<item><title>Zoë\u2019s café</title><link>https://news.example.org/z</link></item>")
+
+    as_html = parse_feed(content=body, url=FEED_URL, headers={"Content-Type": "text/html"}, now=NOW)
+    untyped = parse_feed(content=body, url=FEED_URL, headers={}, now=NOW)
+
+    assert as_html.entries[0].title == untyped.entries[0].title == "Zoë\u2019s café"
+    assert "text/html" in as_html.problem
+
+
+def test_broken_feed_with_entries_still_yields_them_and_says_what_is_wrong():
+    body = rss(
+        "<item><title>First&nbsp;story</title><link>https://news.example.org/1</link></item>"
+        "<item><title>Second</title><link>https://news.example.org/2</link></item>"
+    )
+
+    feed = parse_feed(content=body, url=FEED_URL, headers={"Content-Type": "application/rss+xml"}, now=NOW)
+
+    assert feed.bozo
+    assert "not well-formed" in feed.problem
+    assert [entry.title for entry in feed.entries] == ["First story", "Second"]
+
+
+# Atom --------------------------------------------------------------------------------------------
+
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://blog.example.net/posts/">
+  <title type="html">Ship &lt;em&gt;log&lt;/em&gt;</title>
+  <link rel="alternate" href="https://blog.example.net/"/>
+  <entry>
+    <title type="html">A &lt;em&gt;quiet&lt;/em&gt; sea</title>
+    <link rel="alternate" href="quiet-sea"/>
+    <id>tag:blog.example.net,2025:1</id>
+    <updated>2025-02-20T08:00:00Z</updated>
+    <author><name>Kai</name></author>
+    <summary type="text">Less than 5 &lt; 6 &amp; no &lt;b&gt;tags&lt;/b&gt;</summary>
+    <content type="html" xml:base="https://blog.example.net/2025/"
+      >&lt;p&gt;&lt;a href="charts/wave"&gt;Chart&lt;/a&gt;&lt;/p&gt;</content>
+  </entry>
+  <entry>
+    <title>Plain content</title>
+    <link rel="alternate" href="https://blog.example.net/plain"/>
+    <id>tag:blog.example.net,2025:2</id>
+    <published>2025-02-21T08:00:00+02:00</published>
+    <updated>2025-02-22T08:00:00Z</updated>
+    <content type="text">&lt;script&gt;alert(1)&lt;/script&gt; is text here</content>
+  </entry>
+  <entry>
+    <title>Xhtml content</title>
+    <id>tag:blog.example.net,2025:3</id>
+    <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>See <a href="/about">us</a></p></div></content>
+  </entry>
+</feed>"""
+
+
+def test_atom_entries_resolve_links_against_xml_base_and_fall_back_to_updated():
+    feed = parse_feed(content=ATOM, url="https://blog.example.net/atom.xml", now=NOW)
+    first, second, third = feed.entries
+
+    assert feed.title == "Ship log"
+    assert (first.title, first.link, first.author) == ("A quiet sea", "https://blog.example.net/posts/quiet-sea", "Kai")
+    assert first.published == datetime(2025, 2, 20, 8, tzinfo=UTC)
+    assert second.published == datetime(2025, 2, 21, 6, tzinfo=UTC)
+    assert third.published is None
+    assert 'href="https://blog.example.net/2025/charts/wave"' in first.content_html
+    assert 'href="https://blog.example.net/about"' in third.content_html
+
+
+def test_text_typed_content_is_escaped_so_it_is_never_taken_for_html():
+    first, second, _ = parse_feed(content=ATOM, url="https://blog.example.net/atom.xml", now=NOW).entries
+
+    assert first.summary_html == "Less than 5 &lt; 6 &amp; no &lt;b&gt;tags&lt;/b&gt;"
+    assert second.content_html == "&lt;script&gt;alert(1)&lt;/script&gt; is text here"
+
+
+def test_dates_in_the_future_are_clamped_to_now_and_flagged():
+    def entry_dated(moment: datetime):
+        stamp = moment.strftime("%a, %d %b %Y %H:%M:%S +0000")
+        body = rss(f"<item><title>T</title><link>https://news.example.org/t</link><pubDate>{stamp}</pubDate></item>")
+        return parse_feed(content=body, url=FEED_URL, now=NOW).entries[0]
+
+    far = entry_dated(NOW + timedelta(days=2))
+    near = entry_dated(NOW + timedelta(minutes=5))
+
+    assert (far.published, far.published_was_in_future) == (NOW, True)
+    assert (near.published, near.published_was_in_future) == (NOW + timedelta(minutes=5), False)
+
+
+# JSON Feed ---------------------------------------------------------------------------------------
+
+
+def test_json_feed_1_1_items_become_entries():
+    body = b"""{
+      "version": "https://jsonfeed.org/version/1.1",
+      "title": "Harbour notes", "home_page_url": "https://notes.example.com/",
+      "feed_url": "https://notes.example.com/feed.json", "language": "en",
+      "authors": [{"name": "Feed Author"}],
+      "items": [
+        {"id": "n-2", "url": "/2025/tides", "title": "Tides &amp; times",
+         "content_html": "<p>Read <a href=\\"/tables\\">the tables</a></p>",
+         "summary": "Tide <tables>", "date_published": "2025-02-25T07:00:00-05:00",
+         "authors": [{"name": "Mo Ise"}], "tags": ["tides", "Tides", "coast"],
+         "image": "/img/tide.jpg",
+         "attachments": [{"url": "https://notes.example.com/map.png", "mime_type": "image/png", "title": "Tide map"},
+                         {"url": "https://notes.example.com/ep.mp3", "mime_type": "audio/mpeg"}]},
+        {"id": 7, "url": "https://notes.example.com/plain", "content_text": "Plain <b>text</b>",
+         "date_modified": "2025-02-24T10:00:00Z"},
+        "not an item"
+      ]
+    }"""
+
+    feed = parse_feed(content=body, url="https://notes.example.com/feed.json", headers={}, now=NOW)
+    first, second = feed.entries
+
+    assert (feed.title, feed.link, feed.language, feed.format) == (
+        "Harbour notes",
+        "https://notes.example.com/",
+        "en",
+        "json11",
+    )
+    assert (first.guid, first.title, first.link, first.author) == (
+        "n-2",
+        "Tides & times",
+        "https://notes.example.com/2025/tides",
+        "Mo Ise",
+    )
+    assert first.published == datetime(2025, 2, 25, 12, tzinfo=UTC)
+    assert 'href="https://notes.example.com/tables"' in first.content_html
+    assert first.summary_html == "Tide &lt;tables&gt;"
+    assert first.categories == ("tides", "coast")
+    assert [(image.url, image.source, image.alt) for image in first.images] == [
+        ("https://notes.example.com/img/tide.jpg", ImageSource.JSON_FEED, ""),
+        ("https://notes.example.com/map.png", ImageSource.JSON_ATTACHMENT, "Tide map"),
+    ]
+    assert (second.guid, second.author, second.content_html) == ("7", "Feed Author", "Plain &lt;b&gt;text&lt;/b&gt;")
+    assert second.published == datetime(2025, 2, 24, 10, tzinfo=UTC)
+
+
+def test_json_feed_is_recognised_by_content_type_or_by_its_opening_brace():
+    body = b'\n  {"version": "https://jsonfeed.org/version/1", "items": [{"id": "1", "url": "https://x.example/1"}]}'
+
+    by_type = parse_feed(content=body, url=FEED_URL, headers={"Content-Type": "application/feed+json"})
+    by_brace = parse_feed(content=body, url=FEED_URL, headers={"Content-Type": "text/plain"})
+
+    assert by_type.entries[0].link == by_brace.entries[0].link == "https://x.example/1"
+
+
+def test_feedparser_json_sample_is_read():
+    path = next(shared_data("feeds/wellformed/feedparser_json").glob("*.json"))
+
+    feed = parse_feed(content=path.read_bytes(), url="https://example.org/feed.json")
+
+    assert feed.title == "My Example Feed"
+    assert len(feed.entries) == 2
+
+
+# Not a feed --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"", "application/rss+xml", "The response is empty, not a feed"),
+        (b"  \n ", "application/rss+xml", "The response is empty, not a feed"),
+        (
+            b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
+            "text/html",
+            "The response is an HTML page, not a feed",
+        ),
+        (b"<html><body>Moved</body></html>", "application/rss+xml", "The response is an HTML page, not a feed"),
+        (b"\x00\x01\x02garbage\xff", "application/octet-stream", "The response is not an RSS, Atom or JSON feed"),
+        (b"<root><element>text</element></root>", "application/xml", "The response is not an RSS, Atom or JSON feed"),
+        (b'{"status": "ok"}', "application/json", "The response is JSON but not a JSON Feed"),
+        (b'{"version": "https://jsonfeed.org/version/1", "items": 5}', "", "The JSON Feed has no list of items"),
+        (b'{"version": ', "application/json", "The response looks like JSON but is not valid JSON"),
+        (b"[" * 100_000, "application/json", "The response looks like JSON but"),
+    ],
+)
+def test_what_is_not_a_feed_raises_a_clear_error(content, content_type, message):
+    with pytest.raises(FeedParseError) as raised:
+        parse_feed(content=content, url=FEED_URL, headers={"Content-Type": content_type})
+
+    assert str(raised.value).startswith(message)
+
+
+def test_rss_with_no_items_is_an_empty_feed_not_an_error():
+    feed = parse_feed(content=rss(""), url=FEED_URL, headers={"Content-Type": "application/rss+xml"})
+
+    assert feed.entries == []
+    assert feed.title == "World news"
+
+
+def test_bytes_that_name_a_local_file_are_parsed_as_bytes_not_opened(tmp_path):
+    feed_file = tmp_path / "feed.xml"
+    feed_file.write_bytes(rss("<item><title>From disk</title></item>"))
+
+    with watching_io() as seen, pytest.raises(FeedParseError):
+        parse_feed(content=str(feed_file).encode(), url=FEED_URL)
+
+    assert str(feed_file) not in [path for event, path in seen if event == "open"]
+
+
+# XML attacks -------------------------------------------------------------------------------------
+
+
+def as_feeds(document: bytes) -> dict[str, bytes]:
+    """The attack file itself, and its DTD in front of an RSS feed whose item carries the root's content,
+    once as written and once with the DTD on one line after an XML declaration (which feedparser's own
+    DOCTYPE handling does not touch, so expat's protections are what stops it)."""
+    variants = {"as is": document}
+    match = re.search(rb"<(?![?!])(\w+)[^>]*>(.*)</\1>", document, re.S)
+    if match:
+        prologue, inner = document[: match.start()], match.group(2)
+        one_line = b'<?xml version="1.0"?>' + re.sub(rb"\s*\n\s*", b" ", prologue).strip()
+        for name, head in (("in a feed", prologue), ("in a feed, DTD on one line", one_line)):
+            variants[name] = head + (
+                b'<rss version="2.0"><channel><title>c</title><item><title>'
+                + inner
+                + b"</title><description>"
+                + inner
+                + b"</description></item></channel></rss>"
+            )
+    return variants
+
+
+def parsed_size(content: bytes) -> int:
+    try:
+        feed = parse_feed(content=content, url=FEED_URL)
+    except FeedParseError:
+        return 0
+    return sum(len(entry.title) + len(entry.summary_html) + len(entry.content_html) for entry in feed.entries)
+
+
+def test_entity_bombs_in_the_attack_corpus_are_not_expanded():
+    attacks = shared_data("xml_attacks/defusedxml")
+    blown_up = []
+    for path in sorted(attacks.glob("*.x*")):
+        for variant, content in as_feeds(path.read_bytes()).items():
+            size = parsed_size(content)
+            if size > 20 * len(content) + 10_000:
+                blown_up.append(f"{path.name} ({variant}): {size} characters from {len(content)} bytes")
+
+    assert not blown_up, "\n".join(blown_up)
+
+
+def test_external_entities_and_dtds_are_never_fetched_or_read(tmp_path):
+    attacks = shared_data("xml_attacks/defusedxml")
+    secret = tmp_path / "secret.xml"
+    secret.write_text("<element>TOP-SECRET-MARKER</element>")
+    with LocalHTTPServer() as server:
+        documents = {
+            name: (attacks / name)
+            .read_bytes()
+            .replace(b"http://www.w3schools.com/xml/note.xml", server.url("/note.xml").encode())
+            .replace(b"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd", server.url("/x.dtd").encode())
+            .replace(b"file:///PATH/TO/xmltestdata/simple.xml", secret.as_uri().encode())
+            for name in ("external.xml", "external_file.xml", "dtd.xml")
+        }
+        outputs = []
+        with watching_io() as seen:
+            for document in documents.values():
+                for content in as_feeds(document).values():
+                    try:
+                        feed = parse_feed(content=content, url=FEED_URL)
+                    except FeedParseError as error:
+                        outputs.append(str(error))
+                    else:
+                        outputs.extend(entry.title + entry.summary_html for entry in feed.entries)
+
+        assert server.connections == 0
+    assert network_events(seen) == []
+    assert str(secret) not in [path for event, path in seen if event == "open"]
+    assert not any("TOP-SECRET-MARKER" in output for output in outputs)
+
+
+def test_a_long_entity_used_many_times_is_not_expanded():
+    body = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY chunk "' + b"A" * 5_000 + b'">\n<!ENTITY ok "fine">\n]>\n'
+        b'<rss version="2.0"><channel><title>c</title><item><title>&ok; ' + b"&chunk;" * 5_000 + b"</title>"
+        b"</item></channel></rss>"
+    )
+
+    title = parse_feed(content=body, url=FEED_URL).entries[0].title
+
+    assert title.startswith("fine &chunk;")
+    assert len(title) < len(body)
+
+
+def test_a_billion_laughs_left_to_expat_is_refused_by_expat():
+    nested = "".join(f'<!ENTITY e{level} "{f"&e{level - 1};" * 10}">' for level in range(1, 10))
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e0 "lol">{nested}]>'
+        '<rss version="2.0"><channel><title>c</title><item><title>&e9;</title></item></channel></rss>'
+    ).encode()
+
+    feed = parse_feed(content=body, url=FEED_URL)
+
+    assert "amplification" in feed.problem
+    assert len(feed.entries[0].title) < 1_000
+
+
+def test_start_up_check_passes_with_the_parser_we_ship():
+    parse.assert_xml_parser_is_safe()
+
+
+def test_start_up_check_refuses_a_parser_that_expands_long_entities(monkeypatch):
+    monkeypatch.setattr(parse, "MAX_ENTITY_VALUE_LENGTH", 10**9)
+
+    with pytest.raises(parse.UnsafeXMLParser, match="expanded without bound"):
+        parse.assert_xml_parser_is_safe()
+
+
+def test_start_up_check_refuses_an_old_expat(monkeypatch):
+    monkeypatch.setattr(parse.pyexpat, "version_info", (2, 2, 10))
+
+    with pytest.raises(parse.UnsafeXMLParser, match="no protection against entity expansion"):
+        parse.assert_xml_parser_is_safe()
