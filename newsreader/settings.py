@@ -260,7 +260,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # trafilatura warns about every page it finds hard to read; the import run records what matters.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "trafilatura": {"level": "ERROR"}},
 }
 
 # --- Outbound fetching -----------------------------------------------------------------------

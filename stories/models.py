@@ -56,9 +56,7 @@ class Source(models.Model):
     full_text = models.BooleanField(
         "extract full text", default=False, help_text="Fetch each linked page and extract its main text."
     )
-    default_section = models.ForeignKey(
-        "Section", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    default_section = models.ForeignKey("Section", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     region_hint = models.ForeignKey("Region", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     attribution = models.CharField(max_length=200, blank=True, help_text="How stories credit this source.")
     licence_note = models.TextField(blank=True)
@@ -228,6 +226,12 @@ class StoryQuerySet(models.QuerySet):
     def from_source(self, slug: str) -> "StoryQuerySet":
         return self.filter(source__slug=slug)
 
+    def refresh_search_vectors(self) -> int:
+        """Recompute the full-text search vectors of these stories (PostgreSQL only)."""
+        if connection.vendor != "postgresql":
+            return 0
+        return self.update(search_vector=_STORY_SEARCH_VECTOR)
+
     def search(self, query: str) -> "StoryQuerySet":
         """Stories matching `query`, best first: full-text search on PostgreSQL, substring elsewhere."""
         query = query.strip()
@@ -282,6 +286,9 @@ class Story(models.Model):
     image_credit_url = models.URLField("photographer's page", max_length=2000, blank=True)
     image_provider = models.CharField(max_length=100, blank=True)
     image_provider_url = models.URLField("provider's page for the image", max_length=2000, blank=True)
+    image_srcset = models.TextField(
+        "image srcset", blank=True, editable=False, help_text="Our stored WebP sizes of the image, for srcset."
+    )
 
     language = models.CharField(max_length=16, blank=True, default="en")
     reading_minutes = models.PositiveSmallIntegerField(default=1)
@@ -329,18 +336,21 @@ class Story(models.Model):
         return self.title
 
     def save(self, *args, **kwargs) -> None:
+        self.clean_text()
+        if not self.slug:
+            self.slug = unique_slug(Story, self.title, exclude_pk=self.pk)
+        super().save(*args, **kwargs)
+        Story.objects.filter(pk=self.pk).refresh_search_vectors()
+
+    def get_absolute_url(self) -> str:
+        return reverse("stories:detail", kwargs={"slug": self.slug})
+
+    def clean_text(self) -> None:
+        """Sanitise the body and derive its plain text and reading time (also for bulk creation)."""
         self.body_html = sanitize_html(self.body_html)
         self.body_text = html_to_text(self.body_html)
         words = len(self.body_text.split()) + len(self.dek.split())
         self.reading_minutes = max(1, round(words / WORDS_PER_MINUTE))
-        if not self.slug:
-            self.slug = unique_slug(Story, self.title, exclude_pk=self.pk)
-        super().save(*args, **kwargs)
-        if connection.vendor == "postgresql":
-            Story.objects.filter(pk=self.pk).update(search_vector=_STORY_SEARCH_VECTOR)
-
-    def get_absolute_url(self) -> str:
-        return reverse("stories:detail", kwargs={"slug": self.slug})
 
     @property
     def is_visible(self) -> bool:
@@ -373,3 +383,6 @@ class StoryRevision(models.Model):
 
     def __str__(self) -> str:
         return f"Revision of {self.story_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+from .images.models import ImageCandidate, StoryImage  # noqa: E402, F401

@@ -243,7 +243,7 @@ def _absolute_links(fragment: str, base: str) -> str:
     return feedparser.urls.resolve_relative_uris(fragment, base, "utf-8", "text/html")
 
 
-_RELATIVE_ATTRIBUTE = re.compile(r"""\b(?:href|src|cite|poster)\s*=\s*["']?(?![a-z][a-z0-9+.\-]*:)""", re.IGNORECASE)
+_RELATIVE_ATTRIBUTE = re.compile(r"""\b(?:href|src|cite|poster)\s*=\s*["']?(?!["']|[a-z][a-z0-9+.\-]*:)""", re.I)
 
 
 def _xml_images(entry: dict, *, base: str) -> list[ParsedImage]:
@@ -581,8 +581,9 @@ def assert_xml_parser_is_safe() -> None:
     sax_parser = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)  # noqa: S317 - inspected, never fed
     if not type(sax_parser).__module__.startswith("xml.sax.expatreader"):
         raise UnsafeXMLParser(f"feedparser would use {type(sax_parser).__module__}, not the checked expat reader")
-    if sax_parser.getFeature(xml.sax.handler.feature_external_pes):
-        raise UnsafeXMLParser("The XML parser resolves external parameter entities")
+    for feature in (xml.sax.handler.feature_external_ges, xml.sax.handler.feature_external_pes):
+        if sax_parser.getFeature(feature):
+            raise UnsafeXMLParser(f"The XML parser resolves external entities by default ({feature})")
     if feedparser.api.replace_doctype is not _replace_doctype_with_short_entities:
         raise UnsafeXMLParser("feedparser's entity handling is not the bounded one")
     for bomb in _SELF_TEST_BOMBS:

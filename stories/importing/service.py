@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import escape
+from django.utils.text import slugify
 
-from stories.models import ImportRun, Source, Story, StoryRevision, Tag, unique_slug
+from stories.models import ImportRun, Source, Story, StoryRevision, Tag
 
 from . import dedupe, fetch, parse, schedule
 
@@ -204,7 +204,7 @@ def entry_fields(entry: "parse.ParsedEntry", source: Source) -> dict:
     body = entry.content_html or entry.summary_html or ""
     summary_text = parse.text_of(entry.summary_html) if entry.content_html else ""
     return {
-        "title": entry.title[:300],
+        "title": (entry.title or _title_from_text(parse.text_of(body)))[:300],
         "dek": summary_text[:600],
         "body_html": body,
         "original_url": entry.link[:2000],
@@ -213,71 +213,96 @@ def entry_fields(entry: "parse.ParsedEntry", source: Source) -> dict:
     }
 
 
+def _title_from_text(text: str, words: int = 12) -> str:
+    """A title for an untitled entry (JSON Feed allows them): its first words."""
+    head = text.split()
+    return " ".join(head[:words]) + ("…" if len(head) > words else "")
+
+
 def _entry_hash(fields: dict) -> str:
     material = "\x1f".join(str(fields[name]) for name in ("title", "dek", "body_html", "original_url"))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> EntryCounts:
-    """Create or update a story per entry; each entry is stored once whatever happens around it."""
-    entries = [entry for entry in entries]
+    """Create or update a story per entry, in one transaction: each entry is stored once whatever
+    happens around it (a second import, a worker killed half-way, a redelivered task)."""
+    entries = list(entries)
     counts = EntryCounts()
-    usable = [entry for entry in entries if entry.title and entry.link]
+    usable = [entry for entry in entries if entry.link and (entry.title or entry.summary_html or entry.content_html)]
     counts.rejected = len(entries) - len(usable)
-    strategy = source.key_strategy
-    if strategy == Source.KeyStrategy.GUID and dedupe.guids_are_unreliable(usable):
-        strategy = source.key_strategy = Source.KeyStrategy.URL
-    keyed = {}
+    source.key_strategy = dedupe.choose_key_strategy(usable, source.key_strategy)
+    keyed: dict[str, parse.ParsedEntry] = {}
     for entry in usable:
-        keyed.setdefault(dedupe.entry_key(entry, strategy), entry)  # a feed repeating an entry: first wins
-    existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
-    status = Story.Status.PUBLISHED if source.publish_mode == Source.PublishMode.IMMEDIATELY else Story.Status.DRAFT
-    for key, entry in keyed.items():
-        fields = entry_fields(entry, source)
-        entry_hash = _entry_hash(fields)
-        story = existing.get(key)
-        if story is None:
-            story_id = _create_story(source, key, entry, fields, entry_hash, status)
-            if story_id is None:
-                counts.unchanged += 1  # another worker stored it first
+        keyed.setdefault(dedupe.entry_key(entry, source.key_strategy), entry)  # a repeated entry: first wins
+    with transaction.atomic():
+        existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
+        fresh = []
+        for key, entry in keyed.items():
+            fields = entry_fields(entry, source)
+            entry_hash = _entry_hash(fields)
+            story = existing.get(key)
+            if story is None:
+                fresh.append((key, entry, fields, entry_hash))
+            elif story.entry_hash != entry_hash:
+                _update_story(story, fields, entry_hash)
+                counts.updated.append(story.pk)
             else:
-                counts.new.append(story_id)
-        elif story.entry_hash != entry_hash:
-            _update_story(story, fields, entry_hash)
-            counts.updated.append(story.pk)
-        else:
-            counts.unchanged += 1
+                counts.unchanged += 1
+        counts.new = _create_stories(source, fresh)
     return counts
 
 
-def _create_story(source: Source, key: str, entry, fields: dict, entry_hash: str, status: str) -> int | None:
-    published_at = entry.published or timezone.now()
-    story = Story(
-        source=source,
-        entry_key=key,
-        entry_hash=entry_hash,
-        section=source.default_section,
-        region=source.region_hint,
-        published_at=published_at,
-        status=status,
-        slug=unique_slug(Story, fields["title"]),
-        **fields,
-    )
-    image = _first_image(entry, source)
-    if image:
-        story.image_url, story.image_alt = image
-    story.similarity_signature = dedupe.story_signature(
-        f"{fields['title']} {story.dek} {parse.text_of(fields['body_html'])}"
-    )
-    try:
-        with transaction.atomic():
-            story.save()
-            _attach_tag_hints(story, entry.categories)
-    except IntegrityError:
-        if Story.objects.filter(source=source, entry_key=key).exists():
-            return None
-        raise
-    return story.pk
+def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", dict, str]]) -> list[int]:
+    """Insert new stories with a few statements whatever their number: one insert, one search
+    vector update, one query and insert each for their tags."""
+    if not fresh:
+        return []
+    status = Story.Status.PUBLISHED if source.publish_mode == Source.PublishMode.IMMEDIATELY else Story.Status.DRAFT
+    slugs = _new_slugs(source, [(key, fields["title"]) for key, _, fields, _ in fresh])
+    stories = []
+    for key, entry, fields, entry_hash in fresh:
+        story = Story(
+            source=source,
+            entry_key=key,
+            entry_hash=entry_hash,
+            section=source.default_section,
+            region=source.region_hint,
+            published_at=entry.published or timezone.now(),
+            status=status,
+            slug=slugs[key],
+            **fields,
+        )
+        image = _first_image(entry, source)
+        if image:
+            story.image_url, story.image_alt = image
+        story.clean_text()
+        story.similarity_signature = dedupe.story_signature(f"{story.title} {story.dek} {story.body_text}")
+        stories.append(story)
+    Story.objects.bulk_create(stories, batch_size=500)
+    created = Story.objects.filter(source=source, entry_key__in=[key for key, *_ in fresh])
+    ids = dict(created.values_list("entry_key", "pk"))
+    created.refresh_search_vectors()
+    _attach_tag_hints({ids[key]: entry.categories for key, entry, _, _ in fresh})
+    return [ids[key] for key, *_ in fresh]
+
+
+def _new_slugs(source: Source, titles: list[tuple[str, str]]) -> dict[str, str]:
+    """A unique slug per entry key: the title's, or with a suffix from the source and key when taken."""
+    wanted = {key: slugify(title)[:200].strip("-") or "story" for key, title in titles}
+    alternates = {
+        key: f"{slug[:188]}-{hashlib.sha256(f'{source.pk}:{key}'.encode()).hexdigest()[:10]}"
+        for key, slug in wanted.items()
+    }
+    taken = set(Story.objects.filter(slug__in={*wanted.values(), *alternates.values()}).values_list("slug", flat=True))
+    slugs = {}
+    for key, slug in wanted.items():
+        candidate, number = (slug if slug not in taken else alternates[key]), 2
+        while candidate in taken:
+            candidate, number = f"{alternates[key]}-{number}", number + 1
+        taken.add(candidate)
+        slugs[key] = candidate
+    return slugs
 
 
 def _update_story(story: Story, fields: dict, entry_hash: str) -> None:
@@ -296,21 +321,31 @@ def _first_image(entry, source: Source) -> tuple[str, str] | None:
     if not source.may_show_images or not entry.images:
         return None
     image = entry.images[0]
-    return image.url[:2000], escape(image.alt or "")[:500]
+    return image.url[:2000], (image.alt or "")[:500]
 
 
-def _attach_tag_hints(story: Story, categories: Iterable[str]) -> None:
+def _attach_tag_hints(categories_by_story: dict[int, Iterable[str]]) -> None:
     """Keep the feed's own categories as tags until the labeller decides."""
-    from django.utils.text import slugify
-
-    tags = []
-    for name in list(categories)[:6]:
-        name = name.strip()[:100]
-        slug = slugify(name)[:100]
-        if name and slug:
-            tags.append(Tag.objects.get_or_create(slug=slug, defaults={"name": name})[0])
-    if tags:
-        story.tags.add(*tags)
+    names_by_story = {}
+    for story_id, categories in categories_by_story.items():
+        names = {slugify(name)[:100]: name.strip()[:100] for name in list(categories)[:6] if slugify(name)}
+        if names:
+            names_by_story[story_id] = names
+    if not names_by_story:
+        return
+    all_names = {slug: name for names in names_by_story.values() for slug, name in names.items()}
+    Tag.objects.bulk_create([Tag(slug=slug, name=name) for slug, name in all_names.items()], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.filter(slug__in=all_names).values_list("slug", "pk"))
+    Through = Story.tags.through
+    Through.objects.bulk_create(
+        [
+            Through(story_id=story_id, tag_id=tag_ids[slug])
+            for story_id, names in names_by_story.items()
+            for slug in names
+            if slug in tag_ids
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _after_import(*, source: Source, new_ids: list[int], changed_ids: list[int]) -> None:
