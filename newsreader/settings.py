@@ -324,3 +324,59 @@ OPENAI_REQUESTS_PER_MINUTE = env.int("OPENAI_REQUESTS_PER_MINUTE", default=60)
 OPENAI_RESPONSE_FORMAT = env.str("OPENAI_RESPONSE_FORMAT", default="json_schema")
 # Also write the brief as short sections with headings; such stories are marked AI-generated.
 OPENAI_WRITE_BRIEF = env.bool("OPENAI_WRITE_BRIEF", default=False)
+
+# --- Images ----------------------------------------------------------------------------------
+# Every story gets a picture it may show: its source's own when Source.may_show_images allows it,
+# else a licensed photo from an image provider, downloaded, checked and stored by us (never hot-linked).
+
+# Providers asked, in order; one without its API key is skipped (and without any, stories show none).
+IMAGE_PROVIDERS = env.list("IMAGE_PROVIDERS", default=["pexels"])
+PEXELS_API_KEY = env.str("PEXELS_API_KEY", default="")
+PEXELS_API_URL = env.str("PEXELS_API_URL", default="https://api.pexels.com/v1")
+# Results kept per story as candidates a moderator can choose among.
+IMAGE_SEARCH_RESULTS = env.int("IMAGE_SEARCH_RESULTS", default=15)
+# A photo another story shows is not chosen again within this many days.
+IMAGE_REUSE_DAYS = env.int("IMAGE_REUSE_DAYS", default=30)
+# Candidates downloaded per run before the story is left without a picture.
+IMAGE_DOWNLOAD_ATTEMPTS = env.int("IMAGE_DOWNLOAD_ATTEMPTS", default=3)
+# Wait this long after a 429 that names no time, and at most this long between tries of one story.
+IMAGE_RATE_LIMIT_BACKOFF_SECONDS = env.int("IMAGE_RATE_LIMIT_BACKOFF_SECONDS", default=15 * 60)
+IMAGE_API_DEADLINE_SECONDS = env.float("IMAGE_API_DEADLINE_SECONDS", default=15.0)
+IMAGE_FETCH_DEADLINE_SECONDS = env.float("IMAGE_FETCH_DEADLINE_SECONDS", default=30.0)
+# Largest download accepted, and largest picture decoded (width x height; a guard against decompression bombs).
+IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=20 * 1024 * 1024)
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=64_000_000)
+# Narrower pictures are refused: they would look blurred as a hero image.
+IMAGE_MIN_WIDTH = env.int("IMAGE_MIN_WIDTH", default=480)
+# Stored widths (WebP each, plus one JPEG fallback at the largest), never wider than the original.
+IMAGE_VARIANT_WIDTHS = env.list("IMAGE_VARIANT_WIDTHS", cast=int, default=[480, 960, 1600])
+IMAGE_STORAGE_PREFIX = env.str("IMAGE_STORAGE_PREFIX", default="images")
+
+# Stored files go to MEDIA_ROOT, or with STORAGE_BUCKET to any S3-compatible store, so web
+# processes on several machines share them. Credentials come from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY; AWS_S3_ENDPOINT_URL names a non-AWS store (MinIO, R2, Spaces...).
+STORAGE_BUCKET = env.str("STORAGE_BUCKET", default="")
+if STORAGE_BUCKET:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    AWS_STORAGE_BUCKET_NAME = STORAGE_BUCKET
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+    AWS_S3_CUSTOM_DOMAIN = env.str("AWS_S3_CUSTOM_DOMAIN", default="") or None
+    AWS_LOCATION = env.str("AWS_LOCATION", default="media")
+    # Public pictures with stable URLs: no signed, expiring links in cached pages.
+    AWS_QUERYSTRING_AUTH = False
+    AWS_S3_FILE_OVERWRITE = False
+    AWS_S3_OBJECT_PARAMETERS = {"CacheControl": "public, max-age=31536000, immutable"}
+    # Pictures then come from the store's host, which pages must allow (unless the policy is set by hand).
+    if AWS_S3_CUSTOM_DOMAIN:
+        _MEDIA_ORIGIN = f"https://{AWS_S3_CUSTOM_DOMAIN}"
+    elif AWS_S3_ENDPOINT_URL:
+        _MEDIA_ORIGIN = AWS_S3_ENDPOINT_URL.rstrip("/")
+    else:
+        _MEDIA_ORIGIN = f"https://{STORAGE_BUCKET}.s3.amazonaws.com"
+        if AWS_S3_REGION_NAME:
+            _MEDIA_ORIGIN += f" https://{STORAGE_BUCKET}.s3.{AWS_S3_REGION_NAME}.amazonaws.com"
+    if "CONTENT_SECURITY_POLICY" not in env.ENVIRON:
+        CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+            "img-src 'self'", f"img-src 'self' {_MEDIA_ORIGIN}", 1
+        )

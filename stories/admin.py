@@ -8,8 +8,10 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 
+from .images.admin import ImageCandidateInline, StoryImageInline, replace_or_remove_picture
 from .importing.opml import OPMLError, export_opml, import_opml
-from .models import ImportRun, Region, Section, Source, Story, StoryRevision, Tag
+from .labelling.service import enqueue_relabel, label_snapshot, record_corrections
+from .models import ImportRun, LabelCorrection, Region, Section, Source, Story, StoryRevision, Tag
 
 
 class ImportRunInline(admin.TabularInline):
@@ -186,6 +188,28 @@ class ImportRunAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(LabelCorrection)
+class LabelCorrectionAdmin(admin.ModelAdmin):
+    list_display = ["story", "field", "value", "previous_value", "corrected_by", "created_at", "withdrawn_at"]
+    list_filter = [
+        "field",
+        ("withdrawn_at", admin.EmptyFieldListFilter),
+        ("corrected_by", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["story", "corrected_by"]
+    search_fields = ["story__title"]
+    readonly_fields = ["story", "field", "value", "previous_value", "corrected_by", "created_at", "withdrawn_at"]
+    actions = ["withdraw"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Withdraw selected corrections", permissions=["change"])
+    def withdraw(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(withdrawn_at__isnull=True).update(withdrawn_at=timezone.now())
+        self.message_user(request, f"{count} corrections withdrawn; relabel the stories to apply.", messages.SUCCESS)
+
+
 class StoryRevisionInline(admin.TabularInline):
     model = StoryRevision
     extra = 0
@@ -238,7 +262,7 @@ class StoryAdmin(admin.ModelAdmin):
     autocomplete_fields = ["source", "section", "region", "tags"]
     date_hierarchy = "published_at"
     readonly_fields = ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]
-    actions = ["publish", "hide", "close_comments", "open_comments"]
+    actions = ["publish", "hide", "close_comments", "open_comments", replace_or_remove_picture]
     fieldsets = [
         (None, {"fields": ["title", "slug", "dek", "body_html", "source", "original_url", "author", "published_at"]}),
         ("Labels", {"fields": ["section", "region", "tags", "language", "ai_labelled", "ai_generated", "labeller"]}),
@@ -261,7 +285,27 @@ class StoryAdmin(admin.ModelAdmin):
         ("Figures", {"fields": ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]}),
     ]
     prepopulated_fields = {"slug": ["title"]}
-    inlines = [StoryRevisionInline]
+    inlines = [StoryRevisionInline, StoryImageInline, ImageCandidateInline]
+
+    def save_model(self, request: HttpRequest, story: Story, form, change: bool) -> None:
+        # The label as it was before this edit, to tell what the moderator corrected.
+        self._label_before = label_snapshot(Story.objects.get(pk=story.pk)) if change else None
+        super().save_model(request, story, form, change)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if self._label_before is not None:
+            corrections = record_corrections(story=form.instance, previous=self._label_before, moderator=request.user)
+            if corrections:
+                fields = ", ".join(correction.get_field_display().lower() for correction in corrections)
+                self.message_user(request, f"Corrected {fields}: kept when the story is relabelled.", messages.INFO)
+
+    @admin.action(description="Relabel selected stories", permissions=["change"])
+    def relabel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = enqueue_relabel(list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request, f"{count} stories queued for labelling; moderators' corrections are kept.", messages.SUCCESS
+        )
 
     def _set(self, request: HttpRequest, queryset: QuerySet, message: str, **values) -> None:
         count = 0

@@ -1,5 +1,6 @@
 """Stories and what they are filed under: sources, sections, tags and regions."""
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
@@ -298,6 +299,11 @@ class Story(models.Model):
     ai_generated = models.BooleanField("AI-generated text", default=False)
     ai_labelled = models.BooleanField("AI-labelled", default=False)
     labeller = models.CharField(max_length=100, blank=True, help_text="Which labeller and version labelled it.")
+    labelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    label_confidence = models.JSONField("confidence per field", default=dict, blank=True, editable=False)
+    label_fallback = models.TextField(
+        blank=True, editable=False, help_text="Why the configured labeller failed, when another one answered."
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     comments_mode = models.CharField(max_length=12, choices=CommentsMode.choices, default=CommentsMode.OPEN)
@@ -383,6 +389,40 @@ class StoryRevision(models.Model):
 
     def __str__(self) -> str:
         return f"Revision of {self.story_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class LabelCorrectionQuerySet(models.QuerySet):
+    def active(self) -> "LabelCorrectionQuerySet":
+        return self.filter(withdrawn_at__isnull=True)
+
+
+class LabelCorrection(models.Model):
+    """A moderator's correction of a story's label: it overrides the labeller, survives relabelling,
+    and is kept as a labelled example to improve the labeller with."""
+
+    class Field(models.TextChoices):
+        SECTION = "section", "Section"
+        TAGS = "tags", "Tags"
+        REGION = "region", "Region"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="label_corrections")
+    field = models.CharField(max_length=10, choices=Field.choices)
+    value = models.JSONField(help_text="The corrected value: a section or region slug, or a list of tag names.")
+    previous_value = models.JSONField(null=True, blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LabelCorrectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["field", "withdrawn_at"], name="labelcorrection_active_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_field_display()} of story {self.story_id}: {self.value}"
 
 
 from .images.models import ImageCandidate, StoryImage  # noqa: E402, F401

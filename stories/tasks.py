@@ -41,6 +41,19 @@ def extract_full_text_task(story_id: int) -> None:
 
 @shared_task
 def label_story_task(story_id: int) -> None:
+    """Label the story, then find its picture: the picture search uses the labels."""
     from .labelling.service import label_story
 
-    label_story(story_id=story_id)
+    if label_story(story_id=story_id) is not None:
+        choose_story_image_task.delay_on_commit(story_id)
+
+
+@shared_task(bind=True, max_retries=3)
+def choose_story_image_task(self, story_id: int) -> None:
+    """Give a labelled story its picture; when the provider was rate-limited or down, try again later."""
+    from .images.service import choose_story_image, retry_delay
+
+    record = choose_story_image(story_id=story_id)
+    delay = retry_delay(record)
+    if delay is not None and self.request.retries < self.max_retries:
+        raise self.retry(countdown=delay)

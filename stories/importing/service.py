@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from stories.images.service import remember_source_image, remember_source_images
 from stories.models import ImportRun, Source, Story, StoryRevision, Tag
 
 from . import dedupe, fetch, parse, schedule
@@ -273,9 +274,6 @@ def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", 
             slug=slugs[key],
             **fields,
         )
-        image = _first_image(entry, source)
-        if image:
-            story.image_url, story.image_alt = image
         story.clean_text()
         story.similarity_signature = dedupe.story_signature(f"{story.title} {story.dek} {story.body_text}")
         stories.append(story)
@@ -284,6 +282,8 @@ def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", 
     ids = dict(created.values_list("entry_key", "pk"))
     created.refresh_search_vectors()
     _attach_tag_hints({ids[key]: entry.categories for key, entry, _, _ in fresh})
+    # The feed's pictures become candidates for the image step; pages never link to them.
+    remember_source_images(source=source, images_by_story={ids[key]: entry.images for key, entry, _, _ in fresh})
     return [ids[key] for key, *_ in fresh]
 
 
@@ -315,13 +315,6 @@ def _update_story(story: Story, fields: dict, entry_hash: str) -> None:
             setattr(story, name, value)
         story.entry_hash = entry_hash
         story.save()
-
-
-def _first_image(entry, source: Source) -> tuple[str, str] | None:
-    if not source.may_show_images or not entry.images:
-        return None
-    image = entry.images[0]
-    return image.url[:2000], (image.alt or "")[:500]
 
 
 def _attach_tag_hints(categories_by_story: dict[int, Iterable[str]]) -> None:
@@ -407,6 +400,8 @@ def extract_full_text(*, story_id: int) -> Story | None:
             raise TransientImportError(str(error)) from error
         return story
     article = extract.extract_article(html=page.body, url=page.url)
+    if article is not None and article.image_url:
+        remember_source_image(story=story, url=article.image_url, alt=article.image_alt)
     body = extract.choose_body(story.body_html, article)
     if body != story.body_html:
         story.body_html = body

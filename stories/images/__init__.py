@@ -1,0 +1,1 @@
+"""A story's hero image: where it comes from, how it is checked and stored, and who chose it."""
