@@ -1,0 +1,467 @@
+"""What the benchmarks share: the app under gunicorn with production settings, and a load generator.
+
+Everything runs on 127.0.0.1 and stops by itself. The load generator is one process speaking raw
+HTTP/1.1 over a fixed number of connections (closed loop: each connection sends its next request
+when the previous response is in, and reconnects when the server closes), cheap enough per request
+that on a small machine the server, not the client, is what gets measured; it reports its own CPU
+use, and that of the server's workers and database backends, so that can be checked.
+"""
+
+import math
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _database_name_and_admin_url(database_url: str) -> tuple[str, str]:
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql") or not name:
+        raise SystemExit(f"Benchmarks need a PostgreSQL database URL, got {database_url!r}.")
+    return name, parts._replace(path="/postgres", query="").geturl()
+
+
+def ensure_postgres_database(database_url: str) -> None:
+    """Create the database named in `database_url` when it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    name, admin_url = _database_name_and_admin_url(database_url)
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def recreate_postgres_database(database_url: str) -> None:
+    """Drop the benchmark's own database and create it empty, so migrations run from the start."""
+    import psycopg
+    from psycopg import sql
+
+    name, admin_url = _database_name_and_admin_url(database_url)
+    if "bench" not in name:
+        raise SystemExit(f"Refusing to drop {name!r}: a benchmark database's name contains 'bench'.")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def postgres_backend_pids(database_url: str) -> list[int]:
+    """The server processes of the connections open to this database (the benchmark server's own)."""
+    import psycopg
+
+    # Django options in the URL's query string (server_side_binding=…) are not libpq's.
+    with psycopg.connect(urlsplit(database_url)._replace(query="").geturl(), autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def flush_redis_database(redis_url: str) -> None:
+    """Empty the benchmark's own Redis database, so no page, counter or mark from a past run is reused."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def production_environment(
+    *,
+    database_url: str,
+    redis_url: str,
+    work_dir: Path,
+    page_cache_seconds: int,
+) -> dict[str, str]:
+    """The environment of a production deployment, reachable over plain HTTP on 127.0.0.1."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "DJANGO_SETTINGS_MODULE")}
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "newsreader.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": HOST,
+            # No TLS terminator in front of a loopback benchmark: without this every request is a redirect.
+            "SECURE_SSL_REDIRECT": "false",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": "newsreader-bench",
+            "NEWSREADER_VAR_DIR": str(work_dir / "var"),
+            "MEDIA_ROOT": str(work_dir / "media"),
+            "BENCH_STATIC_ROOT": str(work_dir / "static"),
+            "VISITOR_PAGE_CACHE_SECONDS": str(page_cache_seconds),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return environment
+
+
+def http_get(port: int, path: str, *, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """One plain GET, for checks before and after a measurement (not for load)."""
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", headers={"Host": HOST})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+class Server:
+    """A gunicorn serving `app` on a free loopback port, as a context manager that always stops it."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        environment: dict[str, str],
+        log_path: Path,
+        workers: int,
+        worker_class: str,
+        threads: int,
+        ready_path: str = "/robots.txt",
+    ) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.ready_path = ready_path
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app,
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            worker_class,
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ]
+        self.environment = environment
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Server":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        try:
+            self._wait_until_ready(timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _wait_until_ready(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _, _ = http_get(self.port, self.ready_path, timeout=2)
+            except OSError:
+                status = 0
+            if status == 200:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer {self.ready_path} within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes (children of the gunicorn master), read from /proc; empty elsewhere."""
+        if self.process is None:
+            return []
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in children.split()]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # gunicorn runs in its own session: the whole group (master and workers) goes together.
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the given processes so far (Linux /proc; 0 elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def machine_cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, to show how loaded it was during a measurement."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = values[3] + values[4]  # idle, iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one measurement saw. A latency runs from sending a request to reading its last byte."""
+
+    requests: int
+    errors: int
+    seconds: float
+    response_bytes: int
+    latencies_ns: tuple[int, ...]  # sorted
+    client_cpu_seconds: float
+    server_cpu_seconds: float
+    database_cpu_seconds: float
+    machine_busy: float  # jiffies, all CPUs
+    machine_total: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return _percentile(self.latencies_ns, 0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return _percentile(self.latencies_ns, 0.99)
+
+    @property
+    def client_cpu_share(self) -> float:
+        """Of one CPU: how busy the load generator itself was."""
+        return self.client_cpu_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        """CPU time of the server's workers per response."""
+        return self.server_cpu_seconds * 1000 / self.requests if self.requests else 0.0
+
+    @property
+    def database_cpu_ms_per_request(self) -> float:
+        """CPU time of the server's PostgreSQL backends per response."""
+        return self.database_cpu_seconds * 1000 / self.requests if self.requests else 0.0
+
+    @property
+    def machine_busy_share(self) -> float:
+        """How busy the whole machine was, the benchmark and anything else running included."""
+        return self.machine_busy / self.machine_total if self.machine_total else 0.0
+
+
+def combine(results: list[LoadResult]) -> LoadResult:
+    """Several measurements of the same scenario as one."""
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        response_bytes=max(r.response_bytes for r in results),
+        latencies_ns=tuple(sorted(latency for r in results for latency in r.latencies_ns)),
+        client_cpu_seconds=sum(r.client_cpu_seconds for r in results),
+        server_cpu_seconds=sum(r.server_cpu_seconds for r in results),
+        database_cpu_seconds=sum(r.database_cpu_seconds for r in results),
+        machine_busy=sum(r.machine_busy for r in results),
+        machine_total=sum(r.machine_total for r in results),
+    )
+
+
+def _percentile(ordered: tuple[int, ...], fraction: float) -> float:
+    """Nearest-rank percentile of sorted nanosecond values, in milliseconds."""
+    if not ordered:
+        return 0.0
+    rank = min(len(ordered), max(1, math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1] / 1e6
+
+
+class _Connection:
+    """One client connection and the response it is reading."""
+
+    __slots__ = ("buffer", "close_after", "header_end", "length", "sent_ns", "sock", "status")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.sent_ns = 0
+        self.header_end = -1
+        self.length = -1
+        self.status = 0
+        self.close_after = False
+
+
+def run_load(
+    *,
+    port: int,
+    path: str,
+    concurrency: int,
+    seconds: float,
+    warmup_seconds: float,
+    server_pids: Callable[[], list[int]] = list,
+    database_pids: Callable[[], list[int]] = list,
+    max_requests: int = 2_000_000,
+) -> LoadResult:
+    """Keep `concurrency` requests for `path` in flight for warm-up plus `seconds`, then stop.
+
+    Responses completed inside the measured window count; a status other than 200 or a connection
+    closed mid-response is an error. The process ids whose CPU time is reported are read when the
+    window opens, after the warm-up has opened every worker's database connection. Bounded by time
+    and by `max_requests`.
+    """
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: newsreader-bench\r\nAccept: text/html\r\n\r\n"
+    request_bytes = request.encode()
+    selector = selectors.DefaultSelector()
+    latencies: list[int] = []
+    errors = 0
+    response_bytes = 0
+    sent = 0
+
+    def connect() -> _Connection:
+        sock = socket.create_connection((HOST, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        connection = _Connection(sock)
+        selector.register(sock, selectors.EVENT_READ, connection)
+        return connection
+
+    def send(connection: _Connection) -> None:
+        nonlocal sent
+        connection.buffer.clear()
+        connection.header_end = connection.length = -1
+        connection.close_after = False
+        connection.sent_ns = time.perf_counter_ns()
+        connection.sock.send(request_bytes)  # a few dozen bytes into an empty socket buffer: always whole
+        sent += 1
+
+    def reconnect(connection: _Connection) -> _Connection:
+        selector.unregister(connection.sock)
+        connection.sock.close()
+        return connect()
+
+    open_at = time.perf_counter_ns() + int(warmup_seconds * 1e9)
+    window_start = stop_at = 0
+    cpu_before = server_before = database_before = 0.0
+    machine_before = (0.0, 0.0)
+    watched_server: list[int] = []
+    watched_database: list[int] = []
+
+    for _ in range(concurrency):
+        send(connect())
+
+    while True:
+        now = time.perf_counter_ns()
+        if not window_start and now >= open_at:
+            watched_server, watched_database = server_pids(), database_pids()
+            cpu_before = time.process_time()
+            server_before = process_cpu_seconds(watched_server)
+            database_before = process_cpu_seconds(watched_database)
+            machine_before = machine_cpu_times()
+            window_start = time.perf_counter_ns()
+            stop_at = window_start + int(seconds * 1e9)
+        if (window_start and now >= stop_at) or sent >= max_requests:
+            break
+        for key, _ in selector.select(timeout=0.05):
+            connection: _Connection = key.data
+            try:
+                chunk = connection.sock.recv(1 << 18)
+            except (ConnectionResetError, BrokenPipeError):
+                chunk = b""
+            if not chunk:
+                # Closed before the response was whole: an error, and the request goes out again.
+                if window_start:
+                    errors += 1
+                send(reconnect(connection))
+                continue
+            connection.buffer += chunk
+            if connection.header_end < 0:
+                connection.header_end = connection.buffer.find(b"\r\n\r\n")
+                if connection.header_end < 0:
+                    continue
+                connection.header_end += 4
+                head = bytes(connection.buffer[: connection.header_end]).lower()
+                connection.status = int(head[9:12])
+                marker = head.find(b"\r\ncontent-length:")
+                if marker < 0:
+                    raise RuntimeError(f"{path}: response without Content-Length; the client cannot frame it")
+                connection.length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)])
+                connection.close_after = b"\r\nconnection: close" in head
+            if len(connection.buffer) < connection.header_end + connection.length:
+                continue
+            done = time.perf_counter_ns()
+            if window_start and done < stop_at:
+                if connection.status == 200:
+                    latencies.append(done - connection.sent_ns)
+                    response_bytes = connection.length
+                else:
+                    errors += 1
+            if connection.close_after:
+                connection = reconnect(connection)
+            send(connection)
+
+    end = time.perf_counter_ns()
+    cpu_after = time.process_time()
+    server_after = process_cpu_seconds(watched_server)
+    database_after = process_cpu_seconds(watched_database)
+    machine_after = machine_cpu_times()
+    for key in list(selector.get_map().values()):
+        key.fileobj.close()
+    selector.close()
+
+    window = (min(end, stop_at) - window_start) / 1e9 if window_start else 0.0
+    return LoadResult(
+        requests=len(latencies),
+        errors=errors,
+        seconds=window,
+        response_bytes=response_bytes,
+        latencies_ns=tuple(sorted(latencies)),
+        client_cpu_seconds=cpu_after - cpu_before if window_start else 0.0,
+        server_cpu_seconds=server_after - server_before,
+        database_cpu_seconds=database_after - database_before,
+        machine_busy=machine_after[0] - machine_before[0],
+        machine_total=machine_after[1] - machine_before[1],
+    )
