@@ -56,7 +56,11 @@ class Command(BaseCommand):
                 slug=slugify(name), defaults={"name": name, "parent": regions.get(parent_name)}
             )
         for source in demo.SOURCES:
-            Source.objects.update_or_create(slug=source["slug"], defaults=source)
+            # The demo publishers are invented: their feeds do not exist, so beat must not poll them.
+            Source.objects.update_or_create(
+                slug=source["slug"],
+                defaults={**source, "is_active": False, "deactivated_reason": "Demo source: its feed does not exist."},
+            )
         now = timezone.now()
         for item in demo.STORIES:
             image_path = f"demo/{item['slug']}.jpg"
