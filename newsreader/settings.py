@@ -272,6 +272,8 @@ FETCH_USER_AGENT = env.str(
     "FETCH_USER_AGENT",
     default="Newsreader/0.1 (+https://github.com/newsreader/newsreader; self-hosted news reader)",
 )
+# Imports fetching from one host at the same time, across all workers (counted in the shared cache).
+IMPORT_MAX_PARALLEL_PER_HOST = env.int("IMPORT_MAX_PARALLEL_PER_HOST", default=2)
 # Hosts and networks (CIDR) that may be fetched although they are not public, e.g.
 # "127.0.0.1/32,feeds.internal" in development. Empty in production: only public addresses.
 FETCH_ALLOWED_NETWORKS = env.list("FETCH_ALLOWED_NETWORKS", default=[])

@@ -2,11 +2,16 @@
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import random
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -79,15 +84,40 @@ def _release(source_id: int) -> None:
     Source.objects.filter(pk=source_id).update(import_locked_until=None)
 
 
+@contextmanager
+def host_slot(url: str) -> Iterator[bool]:
+    """One of IMPORT_MAX_PARALLEL_PER_HOST slots for fetching from `url`'s host, held in the shared
+    cache; yields False when every slot is taken, so no publisher gets more parallel requests."""
+    host = urlsplit(url).hostname or ""
+    token = uuid.uuid4().hex
+    for number in range(settings.IMPORT_MAX_PARALLEL_PER_HOST):
+        key = f"newsreader:host-slot:{host}:{number}"
+        if cache.add(key, token, timeout=settings.CELERY_TASK_TIME_LIMIT):
+            try:
+                yield True
+            finally:
+                if cache.get(key) == token:
+                    cache.delete(key)
+            return
+    yield False
+
+
 def import_source(*, source_id: int) -> ImportRun | None:
-    """Import one source now. Returns the run, or None when another worker holds its lock."""
+    """Import one source now. Returns the run, or None when another worker holds its lock or its
+    host has as many imports running as it may (then it is tried again in a minute or two)."""
     if not _acquire(source_id):
         logger.info("Source %s is already being imported; skipping.", source_id)
         return None
     try:
         source = Source.objects.get(pk=source_id)
-        run = ImportRun.objects.create(source=source)
-        return _run_import(source, run)
+        with host_slot(source.feed_url) as got_slot:
+            if not got_slot:
+                logger.info("Host of %s is busy with other imports; trying again shortly.", source)
+                delay = timedelta(seconds=random.uniform(60, 120))
+                Source.objects.filter(pk=source_id).update(next_fetch_at=timezone.now() + delay)
+                return None
+            run = ImportRun.objects.create(source=source)
+            return _run_import(source, run)
     finally:
         _release(source_id)
 

@@ -282,3 +282,17 @@ def test_beat_queues_due_sources_once(feed_source, django_capture_on_commit_call
         assert service.enqueue_due_imports() == 0
 
     assert len(callbacks) == 1
+
+
+def test_a_busy_host_gets_no_more_parallel_imports(http_server, feed_source, settings):
+    settings.IMPORT_MAX_PARALLEL_PER_HOST = 1
+    serve(http_server, rss(item(1)))
+
+    with service.host_slot(feed_source.feed_url) as got_slot:
+        assert got_slot
+        assert service.import_source(source_id=feed_source.pk) is None
+    assert not http_server.requests
+    feed_source.refresh_from_db()
+    assert feed_source.next_fetch_at > timezone.now() + timedelta(seconds=50)
+
+    assert run_import(feed_source).outcome == ImportRun.Outcome.IMPORTED
