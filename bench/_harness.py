@@ -225,27 +225,33 @@ class Server:
             self.process.wait(timeout=5)
 
 
-def process_cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of the given processes so far (Linux /proc; 0 elsewhere)."""
+def process_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User plus system CPU time so far of each process still running (Linux /proc; empty elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+def cpu_seconds_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU time used between two readings by the processes in both (one that exited drops out)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def machine_cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, to show how loaded it was during a measurement."""
+    """(busy, total) CPU seconds of the whole machine, all CPUs, to show how loaded it was."""
     try:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
     except OSError:
         return 0.0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
     idle = values[3] + values[4]  # idle, iowait
-    return float(sum(values) - idle), float(sum(values))
+    return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,7 @@ class LoadResult:
     client_cpu_seconds: float
     server_cpu_seconds: float
     database_cpu_seconds: float
-    machine_busy: float  # jiffies, all CPUs
+    machine_busy: float  # CPU seconds, all CPUs, everything running
     machine_total: float
 
     @property
@@ -291,9 +297,13 @@ class LoadResult:
         return self.database_cpu_seconds * 1000 / self.requests if self.requests else 0.0
 
     @property
-    def machine_busy_share(self) -> float:
-        """How busy the whole machine was, the benchmark and anything else running included."""
-        return self.machine_busy / self.machine_total if self.machine_total else 0.0
+    def elsewhere_share(self) -> float:
+        """Of the machine's CPU time, the share used outside the client, the workers and their database
+        backends: other people's processes, but also Redis and the kernel's own work."""
+        if not self.machine_total:
+            return 0.0
+        measured = self.client_cpu_seconds + self.server_cpu_seconds + self.database_cpu_seconds
+        return max(0.0, self.machine_busy - measured) / self.machine_total
 
 
 def combine(results: list[LoadResult]) -> LoadResult:
@@ -385,7 +395,9 @@ def run_load(
 
     open_at = time.perf_counter_ns() + int(warmup_seconds * 1e9)
     window_start = stop_at = 0
-    cpu_before = server_before = database_before = 0.0
+    cpu_before = 0.0
+    server_before: dict[int, float] = {}
+    database_before: dict[int, float] = {}
     machine_before = (0.0, 0.0)
     watched_server: list[int] = []
     watched_database: list[int] = []
@@ -460,8 +472,8 @@ def run_load(
         response_bytes=response_bytes,
         latencies_ns=tuple(sorted(latencies)),
         client_cpu_seconds=cpu_after - cpu_before if window_start else 0.0,
-        server_cpu_seconds=server_after - server_before,
-        database_cpu_seconds=database_after - database_before,
+        server_cpu_seconds=cpu_seconds_between(server_before, server_after),
+        database_cpu_seconds=cpu_seconds_between(database_before, database_after),
         machine_busy=machine_after[0] - machine_before[0],
         machine_total=machine_after[1] - machine_before[1],
     )
