@@ -1,35 +1,447 @@
-"""Readers' comments on stories."""
+"""Readers' comments on stories, their reports, the commenters' standing, the moderation rules and log."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class ReasonCode(models.TextChoices):
+    """Why a comment or a commenter is where they are: one vocabulary for rules, moderators and the log."""
+
+    SPAM = "spam", "Spam"
+    ABUSE = "abuse", "Abuse or harassment"
+    OFF_TOPIC = "off_topic", "Off-topic"
+    OTHER = "other", "Other"
+    BANNED_WORDS = "banned_words", "Banned words"
+    SUSPECT_WORDS = "suspect_words", "Suspect words"
+    LINKS = "links", "Too many links"
+    NEW_ACCOUNT = "new_account", "New commenter"
+    DUPLICATE = "duplicate", "Duplicate text"
+    RATE_LIMIT = "rate_limit", "Rate limit"
+    REPORTS = "reports", "Reported by readers"
+    PREMODERATED_STORY = "premoderated_story", "Story is pre-moderated"
+    PREMODERATED_SITE = "premoderated_site", "Site is pre-moderated"
+    PREMODERATED_USER = "premoderated_user", "Commenter is always pre-moderated"
+    CLOSED = "closed", "Comments closed"
+    SUSPENDED = "suspended", "Commenter suspended"
+    BANNED = "banned", "Commenter banned"
+    NOT_VERIFIED = "not_verified", "Email not verified"
+    PASSED = "passed", "Passed every rule"
+    AUTHOR = "author", "By the author"
+    ACCOUNT_DELETED = "account_deleted", "Account deleted"
+
+
+# What a moderator may give as the reason for rejecting or removing a comment, and a reader for reporting one.
+MODERATOR_REASONS = [ReasonCode.SPAM, ReasonCode.ABUSE, ReasonCode.OFF_TOPIC, ReasonCode.OTHER]
 
 
 class CommentQuerySet(models.QuerySet):
     def visible(self) -> "CommentQuerySet":
+        """What every reader sees."""
         return self.filter(status=Comment.Status.VISIBLE)
 
+    def by(self, user) -> "CommentQuerySet":
+        return self.filter(author=user)
 
-class Comment(models.Model):
-    """A reader's comment, stored both as the text they wrote and as sanitised HTML."""
+    def top_level(self) -> "CommentQuerySet":
+        return self.filter(parent__isnull=True)
+
+    def listed_for(self, viewer_id: int | None) -> "CommentQuerySet":
+        """Top-level comments a reader gets an entry for: published ones, their own awaiting moderation,
+        and tombstones of withdrawn ones whose published replies keep them in place."""
+        listed = Q(status=Comment.Status.VISIBLE) | Q(thread_reply_count__gt=0)
+        if viewer_id is not None:
+            listed |= Q(author_id=viewer_id, status=Comment.Status.PENDING)
+        return self.filter(listed)
+
+    def in_threads(self, root_ids) -> "CommentQuerySet":
+        """Whole threads: the given top-level comments and everything under them."""
+        return self.filter(Q(pk__in=root_ids) | Q(root_id__in=root_ids))
+
+    def thread_values(self) -> "CommentQuerySet":
+        """What rendering a thread needs, as plain rows (authors' names joined in): a thread of hundreds
+        of comments would spend more on building model instances than on everything else."""
+        return self.values_list(*ThreadComment.FIELDS)
+
+
+class CommentFacts:
+    """What a comment can say about itself from its fields; shared by the model and thread rows."""
+
+    __slots__ = ()
+
+    def get_absolute_url(self) -> str:
+        return reverse("comments:comment", kwargs={"pk": self.pk}) + f"#comment-{self.pk}"
+
+    @property
+    def is_visible(self) -> bool:
+        return self.status == Comment.Status.VISIBLE
+
+    def tombstone_text(self) -> str:
+        if self.status == Comment.Status.DELETED:
+            return "[deleted]"
+        if self.status == Comment.Status.PENDING:
+            return "[hidden pending review]"
+        return "[removed]"
+
+    def editable_until(self) -> datetime:
+        return self.created_at + timezone.timedelta(seconds=settings.COMMENTS_EDIT_WINDOW_SECONDS)
+
+    def can_be_edited_by(self, user_id: int | None, *, now: datetime | None = None) -> bool:
+        return (
+            user_id is not None
+            and self.author_id == user_id
+            and self.status in (Comment.Status.VISIBLE, Comment.Status.PENDING)
+            and (now or timezone.now()) < self.editable_until()
+        )
+
+
+class Comment(CommentFacts, models.Model):
+    """A reader's comment, stored both as the text they wrote and as sanitised HTML rendered once."""
 
     class Status(models.TextChoices):
-        VISIBLE = "visible", "Visible"
+        VISIBLE = "visible", "Published"
         PENDING = "pending", "Awaiting moderation"
         REJECTED = "rejected", "Rejected"
+        REMOVED = "removed", "Removed by a moderator"
+        DELETED = "deleted", "Deleted by its author"
 
     story = models.ForeignKey("stories.Story", on_delete=models.CASCADE, related_name="comments")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="comments")
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies")
-    body_source = models.TextField("text as written")
-    body_html = models.TextField("rendered text")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.VISIBLE, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    root = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="thread",
+        help_text="The top-level comment of this reply's thread; empty for top-level comments.",
+    )
+    depth = models.PositiveSmallIntegerField(default=0, help_text="0 for top-level comments, 1 for their replies…")
+    body_source = models.TextField("text as written", blank=True)
+    body_html = models.TextField("rendered text", blank=True)
+    body_hash = models.CharField(max_length=64, blank=True, help_text="Fingerprint of the text, to spot duplicates.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.VISIBLE)
+    reason_code = models.CharField("reason", max_length=20, choices=ReasonCode.choices, blank=True)
+    moderation_note = models.CharField(
+        "why", max_length=500, blank=True, help_text="What put the comment where it is, in words."
+    )
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    author_ip_hash = models.CharField(
+        "address fingerprint", max_length=32, blank=True, help_text="Keyed hash of the address; never the address."
+    )
+    thread_reply_count = models.PositiveIntegerField(
+        default=0, help_text="Published replies in this top-level comment's thread."
+    )
+    open_report_count = models.PositiveIntegerField(default=0, help_text="Readers' reports not yet reviewed.")
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    moderated_at = models.DateTimeField(null=True, blank=True)
+    reply_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the parent's author was emailed about this reply."
+    )
 
     objects = CommentQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["story", "status", "created_at"], name="comment_thread_idx")]
+        indexes = [
+            models.Index(
+                fields=["story", "created_at"], condition=Q(parent__isnull=True), name="comment_top_level_idx"
+            ),
+            models.Index(fields=["author", "created_at"], name="comment_author_recent_idx"),
+            models.Index(fields=["status", "created_at"], name="comment_queue_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["visible", "pending", "rejected", "removed", "deleted"]),
+                name="comment_status_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True, root__isnull=True, depth=0)
+                | Q(parent__isnull=False, root__isnull=False, depth__gt=0),
+                name="comment_reply_has_root",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="deleted") | Q(body_source="", body_html="", body_hash=""),
+                name="comment_deleted_keeps_no_text",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"Comment {self.pk} on {self.story_id}"
+        return f"Comment {self.pk} on story {self.story_id}"
+
+
+@dataclass(slots=True)
+class ThreadComment(CommentFacts):
+    """A comment as a thread shows it, read as a plain row by `CommentQuerySet.thread_values()`."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "pk",
+        "story_id",
+        "parent_id",
+        "root_id",
+        "depth",
+        "status",
+        "body_html",
+        "created_at",
+        "edited_at",
+        "thread_reply_count",
+        "author_id",
+        "author__username",
+    )
+
+    pk: int
+    story_id: int
+    parent_id: int | None
+    root_id: int | None
+    depth: int
+    status: str
+    body_html: str
+    created_at: datetime
+    edited_at: datetime | None
+    thread_reply_count: int
+    author_id: int | None
+    author_name: str | None
+
+    @classmethod
+    def from_comment(cls, comment: Comment) -> "ThreadComment":
+        return cls(
+            comment.pk,
+            comment.story_id,
+            comment.parent_id,
+            comment.root_id,
+            comment.depth,
+            comment.status,
+            comment.body_html,
+            comment.created_at,
+            comment.edited_at,
+            comment.thread_reply_count,
+            comment.author_id,
+            comment.author.username if comment.author_id else None,
+        )
+
+
+class Report(models.Model):
+    """One reader's report of a comment; a reader reports a comment once."""
+
+    class Reason(models.TextChoices):
+        SPAM = ReasonCode.SPAM.value, "Spam"
+        ABUSE = ReasonCode.ABUSE.value, "Abuse or harassment"
+        OFF_TOPIC = ReasonCode.OFF_TOPIC.value, "Off-topic"
+        OTHER = ReasonCode.OTHER.value, "Something else"
+
+    class Resolution(models.TextChoices):
+        OPEN = "", "Not reviewed yet"
+        UPHELD = "upheld", "Upheld: the comment was taken down"
+        DISMISSED = "dismissed", "Dismissed: the comment was approved"
+
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["comment", "reporter"], name="report_once_per_reader"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} report on comment {self.comment_id}"
+
+
+class Commenter(models.Model):
+    """A reader's standing in the comments: suspension, ban, pre-moderation, and their mail preference."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    suspended_until = models.DateTimeField(null=True, blank=True)
+    is_banned = models.BooleanField("banned", default=False)
+    always_premoderate = models.BooleanField("always pre-moderate", default=False)
+    notify_replies = models.BooleanField("email me replies", default=True)
+    moderation_note = models.CharField("why", max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return self.user.username
+
+    def is_suspended(self, *, now: datetime | None = None) -> bool:
+        return self.suspended_until is not None and self.suspended_until > (now or timezone.now())
+
+    def refusal(self, *, now: datetime | None = None) -> tuple[str, str] | None:
+        """(reason code, message) when this commenter may not post, edit or report; None when they may."""
+        if self.is_banned:
+            return ReasonCode.BANNED, "Your account can no longer comment."
+        if self.is_suspended(now=now):
+            until = timezone.localtime(self.suspended_until).strftime("%Y-%m-%d %H:%M %Z")
+            return ReasonCode.SUSPENDED, f"Your account is suspended from commenting until {until}."
+        return None
+
+
+class ModerationRule(models.Model):
+    """One automatic moderation rule, editable in the admin; the pipeline in moderation.py applies them."""
+
+    class Kind(models.TextChoices):
+        BANNED_WORDS = "banned_words", "Banned words: reject the comment"
+        SUSPECT_WORDS = "suspect_words", "Suspect words: hold for review"
+        LINKS = "links", "More than N links: hold for review"
+        NEW_ACCOUNT = "new_account", "A commenter's first N comments: hold for review"
+        DUPLICATE = "duplicate", "Same text again within the window: refuse"
+        RATE_LIMIT = "rate_limit", "More than N comments within the window: refuse"
+        REPORTS = "reports", "Reported by N readers: hide for review"
+        HOLD_ALL = "hold_all", "Site default: pre-moderate every comment"
+        CLOSE_ALL = "close_all", "Site default: comments closed everywhere"
+
+    NEEDS_WORDS = {Kind.BANNED_WORDS, Kind.SUSPECT_WORDS}
+    NEEDS_LIMIT = {Kind.LINKS, Kind.NEW_ACCOUNT, Kind.RATE_LIMIT, Kind.REPORTS}
+    NEEDS_WINDOW = {Kind.DUPLICATE, Kind.RATE_LIMIT}
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    is_active = models.BooleanField("active", default=True)
+    words = models.TextField(
+        blank=True, help_text="Word lists: one word or phrase a line, matched as whole words, ignoring case."
+    )
+    limit = models.PositiveIntegerField(
+        "N",
+        null=True,
+        blank=True,
+        help_text="Links allowed; comments held for a new commenter; comments allowed in the window; "
+        "readers' reports that hide a comment.",
+    )
+    window_seconds = models.PositiveIntegerField(
+        "window (seconds)", null=True, blank=True, help_text="For rate limits and duplicates."
+    )
+    new_accounts_only = models.BooleanField(
+        default=False,
+        help_text="Rate limits: apply only to accounts younger than COMMENTS_NEW_ACCOUNT_DAYS days.",
+    )
+    message = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="What the author is told when this rule refuses, rejects or holds a comment. Empty: a default.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "banned_words",
+                        "suspect_words",
+                        "links",
+                        "new_account",
+                        "duplicate",
+                        "rate_limit",
+                        "reports",
+                        "hold_all",
+                        "close_all",
+                    ]
+                ),
+                name="moderation_rule_kind_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind in self.NEEDS_WORDS and not self.word_list():
+            errors["words"] = "List at least one word or phrase."
+        if self.kind in self.NEEDS_LIMIT and self.limit is None:
+            errors["limit"] = "This kind of rule needs N."
+        if self.kind in self.NEEDS_WINDOW and not self.window_seconds:
+            errors["window_seconds"] = "This kind of rule needs a window."
+        if self.kind == self.Kind.REPORTS and self.limit == 0:
+            errors["limit"] = "At least one report must be needed."
+        if errors:
+            raise ValidationError(errors)
+
+    def word_list(self) -> list[str]:
+        return [line.strip() for line in self.words.splitlines() if line.strip()]
+
+
+class ModerationLogQuerySet(models.QuerySet):
+    def automatic(self) -> "ModerationLogQuerySet":
+        return self.filter(moderator__isnull=True)
+
+
+class ModerationLog(models.Model):
+    """One moderation decision, automatic or human: who or which rule, what, when and why. Never edited."""
+
+    class Action(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        HELD = "held", "Held for review"
+        REJECTED = "rejected", "Rejected"
+        REFUSED = "refused", "Refused"
+        REMOVED = "removed", "Removed"
+        DELETED = "deleted", "Deleted by author"
+        EDITED = "edited", "Edited"
+        REPORTED = "reported", "Reported"
+        SUSPENDED = "suspended", "Commenter suspended"
+        BANNED = "banned", "Commenter banned"
+        PREMODERATED = "premoderated", "Commenter pre-moderated"
+        UNPREMODERATED = "unpremoderated", "Commenter no longer pre-moderated"
+        REINSTATED = "reinstated", "Commenter reinstated"
+        ACCOUNT_DELETED = "account_deleted", "Account deleted"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    comment = models.ForeignKey(
+        Comment, on_delete=models.SET_NULL, null=True, blank=True, related_name="moderation_log"
+    )
+    story = models.ForeignKey("stories.Story", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="moderation_history",
+        help_text="The commenter the decision is about.",
+    )
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="moderation_decisions",
+        help_text="Empty for automatic decisions.",
+    )
+    rule = models.ForeignKey(ModerationRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    rule_name = models.CharField("rule", max_length=100, blank=True, help_text="The rule's name at the time.")
+    reason_code = models.CharField("reason", max_length=20, choices=ReasonCode.choices, blank=True)
+    reason = models.CharField("details", max_length=500, blank=True)
+
+    objects = ModerationLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "moderation log entry"
+        verbose_name_plural = "moderation log"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def decided_by(self) -> str:
+        if self.moderator_id:
+            return self.moderator.username
+        if self.rule_name:
+            return f"rule: {self.rule_name}"
+        return "automatic" if self.action != self.Action.DELETED else "author"

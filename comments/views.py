@@ -1,26 +1,360 @@
-"""The comment thread, as an HTML fragment loaded after the story page and as a page of its own."""
+"""The comment pages and forms.
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+The thread arrives as an htmx fragment after the story page, and as a plain page that works without
+JavaScript. Each action (reply, edit, delete, report) is a page of its own that htmx loads into the
+thread instead. Views read the request, call a service or a selector, and choose the response.
+"""
 
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from stories import pagecache
 from stories.models import Story
 
-from .models import Comment
+from . import moderation, notifications, rendering, selectors, services
+from .errors import CommentError, InvalidComment, NotAllowed, RateLimited
+from .forms import CommentForm, DeleteAccountForm, EditForm, NotificationsForm, ReportForm
+from .models import Comment, Commenter
+
+PUBLISHED_MESSAGE = "Your comment is published."
 
 
-def _thread_context(story: Story) -> dict:
-    comments = Comment.objects.visible().filter(story=story).select_related("author")
-    return {"story": story, "comments": comments}
+@dataclass(frozen=True)
+class _Action:
+    """One of the forms a reader can open on a comment: its page title and its partial template."""
+
+    title: str
+    partial: str
+
+
+_ACTIONS = {
+    "comment": _Action("Post a comment", "comments/_comment_form.html"),
+    "reply": _Action("Reply", "comments/_comment_form.html"),
+    "edit": _Action("Edit your comment", "comments/_edit_form.html"),
+    "delete": _Action("Delete your comment", "comments/_delete_form.html"),
+    "report": _Action("Report a comment", "comments/_report_form.html"),
+}
+
+
+# --- Reading ---------------------------------------------------------------------------------
 
 
 @require_GET
 def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
-    story = get_object_or_404(Story.objects.published(), slug=slug)
-    return render(request, "comments/_thread.html", _thread_context(story))
+    """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
+    cached = pagecache.lookup(request)
+    if cached is not None:
+        return pagecache.respond(cached)
+    story = _published_story(slug)
+    part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
+    response = render(request, part, _thread_context(request, story))
+    pagecache.store(request, response)
+    return response
 
 
 @require_GET
 def thread_page(request: HttpRequest, slug: str) -> HttpResponse:
-    story = get_object_or_404(Story.objects.published().select_related("source"), slug=slug)
-    return render(request, "comments/thread_page.html", _thread_context(story))
+    """The same thread as a page of its own, for readers without JavaScript."""
+    cached = pagecache.lookup(request)
+    if cached is not None:
+        return pagecache.respond(cached)
+    story = _published_story(slug)
+    response = render(request, "comments/thread_page.html", _thread_context(request, story))
+    pagecache.store(request, response)
+    return response
+
+
+@require_GET
+def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """A comment's permalink: the comment and the replies under it. Also where deep threads continue."""
+    cached = pagecache.lookup(request)
+    if cached is not None:
+        return pagecache.respond(cached)
+    comment = _comment_or_404(pk)
+    viewer = selectors.viewer_for(request, comment.story, moderation.active_rules())
+    rows = selectors.comment_thread(comment=comment, viewer=viewer)
+    if not rows:
+        raise Http404("This comment is not available.")
+    context = {"story": comment.story, "comment": comment, "rows_html": rendering.rows(rows), "viewer": viewer}
+    response = render(request, "comments/comment_page.html", context)
+    pagecache.store(request, response)
+    return response
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def post_comment(request: HttpRequest, slug: str) -> HttpResponse:
+    return _post(request, story=_published_story(slug), parent=None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reply(request: HttpRequest, pk: int) -> HttpResponse:
+    parent = _comment_or_404(pk)
+    if request.method == "POST":
+        return _post(request, story=parent.story, parent=parent)
+    return _action_response(request, "reply", comment=parent, form=CommentForm())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    comment = _comment_or_404(pk)
+    if request.method == "GET":
+        if not comment.can_be_edited_by(request.user.pk):
+            error = NotAllowed("Only its author can edit a comment, and only for a while after posting it.")
+            return _action_response(request, "edit", comment=comment, form=None, error=error)
+        return _action_response(request, "edit", comment=comment, form=EditForm(initial={"body": comment.body_source}))
+
+    form = EditForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise InvalidComment(form.errors["body"][0])
+        comment = services.comment_edit(comment=comment, editor=request.user, body=form.cleaned_data["body"])
+    except CommentError as error:
+        return _action_response(request, "edit", comment=comment, form=form, error=error)
+    message = moderation.HELD_MESSAGE if comment.status == Comment.Status.PENDING else "Your comment is updated."
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect(comment.get_absolute_url())
+    card = rendering.card(selectors.single_row(comment, _author_viewer(request)))
+    return render(request, "comments/_changed.html", {"card_html": card, "comment": comment, "message": message})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    comment = _comment_or_404(pk)
+    if request.method == "GET":
+        error = None if comment.author_id == request.user.pk else NotAllowed("You can only delete your own comments.")
+        return _action_response(request, "delete", comment=comment, form=None, error=error)
+    try:
+        comment = services.comment_delete(comment=comment, user=request.user)
+    except CommentError as error:
+        return _action_response(request, "delete", comment=comment, form=None, error=error)
+    message = "Your comment is deleted."
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("comments:thread_page", slug=comment.story.slug)
+    context = {
+        "card_html": rendering.card(selectors.single_row(comment, _author_viewer(request))),
+        "comment": comment,
+        "message": message,
+        "comment_count": _comment_count(comment.story),
+    }
+    return render(request, "comments/_changed.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def report(request: HttpRequest, pk: int) -> HttpResponse:
+    comment = _comment_or_404(pk)
+    if request.method == "GET":
+        return _action_response(request, "report", comment=comment, form=ReportForm())
+    form = ReportForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise InvalidComment(next(iter(form.errors.values()))[0])
+        services.comment_report(
+            comment=comment,
+            reporter=request.user,
+            reason=form.cleaned_data["reason"],
+            detail=form.cleaned_data["detail"],
+        )
+    except CommentError as error:
+        return _action_response(request, "report", comment=comment, form=form, error=error)
+    message = "Thank you for the report. A moderator will look at this comment."
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("comments:thread_page", slug=comment.story.slug)
+    return render(request, "comments/_notice.html", {"message": message})
+
+
+def _post(request: HttpRequest, *, story: Story, parent: Comment | None) -> HttpResponse:
+    form = CommentForm(request.POST)
+    action = "reply" if parent else "comment"
+    try:
+        if not form.is_valid():
+            raise InvalidComment(next(iter(form.errors.values()))[0])
+        comment = services.comment_create(
+            story=story,
+            author=request.user,
+            body=form.cleaned_data["body"],
+            parent=parent,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            ip_address=request.META.get("REMOTE_ADDR", ""),
+        )
+    except CommentError as error:
+        return _action_response(request, action, story=story, comment=parent, form=form.fresh(), error=error)
+    message = moderation.HELD_MESSAGE if comment.status == Comment.Status.PENDING else PUBLISHED_MESSAGE
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect(comment.get_absolute_url())
+    comment.author = request.user
+    context = {
+        "rows_html": rendering.rows([selectors.single_row(comment, _author_viewer(request))]),
+        "story": story,
+        "parent": parent,
+        "form": CommentForm() if parent is None else None,
+        "message": message,
+        "comment_count": _comment_count(story),
+    }
+    return render(request, "comments/_posted.html", context)
+
+
+def _action_response(
+    request: HttpRequest,
+    action: str,
+    *,
+    story: Story | None = None,
+    comment: Comment | None,
+    form,
+    error: CommentError | None = None,
+) -> HttpResponse:
+    """A form for `action`: a partial for htmx (retargeted at the form's place on a refusal), or a page."""
+    story = story or comment.story
+    container = f"comment-{comment.pk}-slot" if comment is not None else "comment-form-top"
+    context = {
+        "action": action,
+        "title": _ACTIONS[action].title,
+        "partial": _ACTIONS[action].partial,
+        "story": story,
+        "comment": comment,
+        "form": form,
+        "error": error.message if error else "",
+        "container": container,
+    }
+    status = error.status if error else 200
+    if request.htmx:
+        response = render(request, _ACTIONS[action].partial, context, status=status)
+        if error:
+            response["HX-Retarget"] = f"#{container}"
+            response["HX-Reswap"] = "innerHTML"
+    else:
+        if comment is not None:
+            context["card_html"] = rendering.card(selectors.single_row(comment, selectors.Viewer()))
+        response = render(request, "comments/action_page.html", context, status=status)
+    if isinstance(error, RateLimited) and error.retry_after:
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+# --- The reader's own page -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def activity(request: HttpRequest) -> HttpResponse:
+    """The reader's comments (with what became of each) and the replies they got."""
+    page = Paginator(selectors.comments_by(request.user), 20).get_page(request.GET.get("page"))
+    commenter = Commenter.objects.filter(user=request.user).first()
+    context = {
+        "page": page,
+        "replies": selectors.replies_to(request.user)[:20],
+        "notifications_form": NotificationsForm(
+            initial={"notify_replies": commenter.notify_replies if commenter else True}
+        ),
+    }
+    return render(request, "comments/activity.html", context)
+
+
+@login_required
+@require_POST
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    form = NotificationsForm(request.POST)
+    enabled = form.is_valid() and form.cleaned_data["notify_replies"]
+    services.commenter_set_reply_notifications(user=request.user, enabled=enabled)
+    messages.success(request, "You will get an email when someone replies." if enabled else "No more reply emails.")
+    return redirect("comments:activity")
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest) -> JsonResponse:
+    response = JsonResponse(selectors.export_for(request.user), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    filename = f"comments-{request.user.username}-{timezone.now():%Y-%m-%d}.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponse:
+    form = DeleteAccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        erased = services.account_delete(user=user)
+        messages.success(request, f"Your account is deleted. {erased} comments now show as [deleted].")
+        return redirect("stories:list")
+    status = 422 if form.is_bound else 200
+    return render(request, "comments/delete_account.html", {"form": form}, status=status)
+
+
+@csrf_exempt  # The signed token is the credential; mail clients post here without a form (RFC 8058).
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    user = notifications.user_for_unsubscribe_token(token)
+    if user is None:
+        return render(request, "comments/unsubscribe.html", {"invalid": True}, status=404)
+    if request.method == "POST":
+        services.commenter_set_reply_notifications(user=user, enabled=False)
+        return render(request, "comments/unsubscribe.html", {"done": True})
+    return render(request, "comments/unsubscribe.html", {"token": token})
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def _published_story(slug: str) -> Story:
+    story = Story.objects.published().filter(slug=slug).first()
+    if story is None:
+        raise Http404("No such story.")
+    return story
+
+
+def _comment_or_404(pk: int) -> Comment:
+    comment = Comment.objects.select_related("story", "author").filter(pk=pk).first()
+    if comment is None or not comment.story.is_visible:
+        raise Http404("No such comment.")
+    return comment
+
+
+def _thread_context(request: HttpRequest, story: Story) -> dict:
+    viewer = selectors.viewer_for(request, story, moderation.active_rules())
+    page = selectors.thread_page(
+        story=story,
+        viewer=viewer,
+        sort=selectors.parse_sort(request.GET.get("sort")),
+        start=selectors.parse_start(request.GET.get("start")),
+    )
+    return {
+        "story": story,
+        "page": page,
+        "rows_html": rendering.rows(page.rows),
+        "viewer": viewer,
+        "form": CommentForm() if viewer.can_post else None,
+        "fragment_url": reverse("comments:thread", kwargs={"slug": story.slug}),
+        "page_url": reverse("comments:thread_page", kwargs={"slug": story.slug}),
+    }
+
+
+def _author_viewer(request: HttpRequest) -> selectors.Viewer:
+    return selectors.Viewer(user_id=request.user.pk, can_post=True)
+
+
+def _comment_count(story: Story) -> int:
+    return Story.objects.filter(pk=story.pk).values_list("comment_count", flat=True).first() or 0

@@ -81,3 +81,42 @@ class UserFactory(factory.django.DjangoModelFactory):
         """Readers have a verified email unless built with verified=False."""
         if create:
             EmailAddress.objects.create(user=self, email=self.email, primary=True, verified=extracted is not False)
+
+
+class CommentFactory(factory.django.DjangoModelFactory):
+    """A published comment, rendered like the service renders it; replies take their thread from the parent."""
+
+    class Meta:
+        model = "comments.Comment"
+
+    story = factory.LazyAttribute(lambda comment: comment.parent.story if comment.parent else StoryFactory())
+    author = factory.SubFactory(UserFactory)
+    parent = None
+    root = factory.LazyAttribute(lambda comment: (comment.parent.root or comment.parent) if comment.parent else None)
+    depth = factory.LazyAttribute(lambda comment: comment.parent.depth + 1 if comment.parent else 0)
+    body_source = factory.Sequence(lambda n: f"Comment number {n} about the harbour.")
+    body_html = factory.LazyAttribute(lambda comment: f"<p>{comment.body_source}</p>")
+    status = "visible"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Keep the counts readers see in step, as the services do."""
+        from django.db.models import F
+
+        from stories.models import Story
+
+        comment = super()._create(model_class, *args, **kwargs)
+        if comment.status == "visible":
+            Story.objects.filter(pk=comment.story_id).update(comment_count=F("comment_count") + 1)
+            if comment.root_id:
+                model_class.objects.filter(pk=comment.root_id).update(thread_reply_count=F("thread_reply_count") + 1)
+        return comment
+
+
+class ModerationRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "comments.ModerationRule"
+
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    kind = "suspect_words"
+    is_active = True

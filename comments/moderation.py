@@ -1,0 +1,298 @@
+"""The moderation pipeline: every new or edited comment passes through it, and it says why it decided.
+
+Three stages, in order:
+1. the gate: may this reader comment here at all (verified email, not banned or suspended, story open);
+2. the pace: rate limits and the same text posted again (new comments only; needs the author's lock);
+3. the content: banned words reject; site, story or commenter pre-moderation, suspect words, too many
+   links and a new commenter's first comments hold for review; anything else is approved.
+
+The rules are rows of `ModerationRule`, edited in the admin and cached for a minute.
+"""
+
+import enum
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Q
+
+from stories.models import Story
+
+from .markup import count_links, normalise
+from .models import Comment, Commenter, ModerationRule, ReasonCode
+
+RULES_CACHE_KEY = "comments:moderation-rules:v1"
+RULES_CACHE_SECONDS = 60
+
+Kind = ModerationRule.Kind
+
+
+class Verdict(enum.Enum):
+    APPROVE = "approve"
+    HOLD = "hold"
+    REJECT = "reject"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A moderation rule as the pipeline reads it, safe to cache."""
+
+    id: int
+    name: str
+    kind: str
+    words: tuple[str, ...]
+    limit: int | None
+    window_seconds: int | None
+    new_accounts_only: bool
+    message: str
+
+    @classmethod
+    def from_model(cls, rule: ModerationRule) -> "Rule":
+        return cls(
+            id=rule.pk,
+            name=rule.name,
+            kind=rule.kind,
+            words=tuple(rule.word_list()),
+            limit=rule.limit,
+            window_seconds=rule.window_seconds,
+            new_accounts_only=rule.new_accounts_only,
+            message=rule.message,
+        )
+
+    def first_match(self, normalised_text: str) -> str | None:
+        """The first listed word or phrase the text contains, if any."""
+        found = _word_pattern(self.words).search(normalised_text)
+        return found.group(0) if found else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the pipeline decided, which rule decided it, why (for moderators) and what the author is told."""
+
+    verdict: Verdict
+    reason_code: str
+    reason: str
+    message: str = ""
+    rule: Rule | None = None
+    retry_after: int = 0
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A comment being posted or edited, as the pipeline sees it."""
+
+    author_id: int
+    author_joined: datetime
+    commenter: Commenter
+    email_verified: bool
+    story: Story
+    text: str
+    html: str
+    fingerprint: str
+
+
+APPROVED = Decision(Verdict.APPROVE, ReasonCode.PASSED, "passed every rule")
+
+HELD_MESSAGE = "Thanks! Your comment will appear once a moderator has approved it."
+REJECTED_MESSAGE = "Your comment contains language that is not allowed here. Please rephrase it."
+DUPLICATE_MESSAGE = "You have already posted this comment."
+RATE_LIMIT_MESSAGE = "You are commenting too quickly: at most {limit} every {window}. Please try again in {wait}."
+
+
+def active_rules() -> tuple[Rule, ...]:
+    """The active rules, from the cache or one query."""
+    rules = cache.get(RULES_CACHE_KEY)
+    if rules is None:
+        rules = tuple(Rule.from_model(rule) for rule in ModerationRule.objects.filter(is_active=True))
+        cache.set(RULES_CACHE_KEY, rules, RULES_CACHE_SECONDS)
+    return rules
+
+
+def forget_cached_rules() -> None:
+    cache.delete(RULES_CACHE_KEY)
+
+
+def _of_kind(rules: tuple[Rule, ...], kind: str) -> list[Rule]:
+    return [rule for rule in rules if rule.kind == kind]
+
+
+def effective_mode(story: Story, rules: tuple[Rule, ...]) -> str:
+    """The story's comment mode once the site's default is applied: the stricter of the two wins."""
+    if story.comments_mode == Story.CommentsMode.CLOSED or _of_kind(rules, Kind.CLOSE_ALL):
+        return Story.CommentsMode.CLOSED
+    if story.comments_mode == Story.CommentsMode.PREMODERATED or _of_kind(rules, Kind.HOLD_ALL):
+        return Story.CommentsMode.PREMODERATED
+    return Story.CommentsMode.OPEN
+
+
+def report_threshold(rules: tuple[Rule, ...]) -> int | None:
+    """How many distinct readers' reports hide a comment for review; None when no rule says."""
+    limits = [rule.limit for rule in _of_kind(rules, Kind.REPORTS) if rule.limit]
+    return min(limits) if limits else None
+
+
+def gate(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
+    """A refusal when this reader may not comment on this story at all."""
+    if not submission.email_verified:
+        return _refuse(ReasonCode.NOT_VERIFIED, "Please verify your email address before commenting.")
+    refusal = submission.commenter.refusal(now=now)
+    if refusal is not None:
+        code, message = refusal
+        return _refuse(code, message)
+    if not submission.story.is_visible:
+        return _refuse(ReasonCode.CLOSED, "This story is not open for comments.")
+    if effective_mode(submission.story, rules) == Story.CommentsMode.CLOSED:
+        closing = _of_kind(rules, Kind.CLOSE_ALL)
+        rule = closing[0] if closing else None
+        message = (rule.message if rule and rule.message else "") or "Comments are closed on this story."
+        return Decision(Verdict.REFUSE, ReasonCode.CLOSED, "comments are closed", message, rule)
+    return None
+
+
+def pace(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
+    """A refusal when the author is over a rate limit or posted the same text within the window.
+
+    Counts every comment the author wrote in the window, whatever became of it, so posting and
+    deleting does not get round a limit. One query for all the rules.
+    """
+    is_new_account = now - submission.author_joined < timedelta(days=settings.COMMENTS_NEW_ACCOUNT_DAYS)
+    rate_rules = [
+        rule
+        for rule in _of_kind(rules, Kind.RATE_LIMIT)
+        if rule.limit is not None and rule.window_seconds and (is_new_account or not rule.new_accounts_only)
+    ]
+    duplicate_rules = [rule for rule in _of_kind(rules, Kind.DUPLICATE) if rule.window_seconds]
+    if not rate_rules and not duplicate_rules:
+        return None
+    counts = {
+        f"rule_{rule.id}": Count("pk", filter=Q(created_at__gte=now - timedelta(seconds=rule.window_seconds)))
+        for rule in rate_rules
+    }
+    for rule in duplicate_rules:
+        since = now - timedelta(seconds=rule.window_seconds)
+        counts[f"rule_{rule.id}"] = Count("pk", filter=Q(created_at__gte=since, body_hash=submission.fingerprint))
+    longest = max(rule.window_seconds for rule in [*rate_rules, *duplicate_rules])
+    found = Comment.objects.filter(
+        author_id=submission.author_id, created_at__gte=now - timedelta(seconds=longest)
+    ).aggregate(**counts)
+
+    for rule in duplicate_rules:
+        if found[f"rule_{rule.id}"]:
+            message = rule.message or DUPLICATE_MESSAGE
+            reason = f"same text posted within {_duration(rule.window_seconds)}"
+            return Decision(Verdict.REFUSE, ReasonCode.DUPLICATE, reason, message, rule)
+    for rule in sorted(rate_rules, key=lambda r: r.window_seconds):
+        if found[f"rule_{rule.id}"] >= rule.limit:
+            wait = _seconds_until_allowed(submission.author_id, rule, now)
+            message = (rule.message or RATE_LIMIT_MESSAGE).format(
+                limit=_plural(rule.limit, "comment"), window=_duration(rule.window_seconds), wait=_duration(wait)
+            )
+            reason = f"more than {rule.limit} in {_duration(rule.window_seconds)}"
+            return Decision(Verdict.REFUSE, ReasonCode.RATE_LIMIT, reason, message, rule, retry_after=wait)
+    return None
+
+
+def judge(*, submission: Submission, rules: tuple[Rule, ...], is_edit: bool) -> Decision:
+    """Reject, hold or approve the text. Every hold reason that applies is named; the first one decides."""
+    text = normalise(submission.text)
+    for rule in _of_kind(rules, Kind.BANNED_WORDS):
+        word = rule.first_match(text)
+        if word is not None:
+            message = rule.message or REJECTED_MESSAGE
+            return Decision(Verdict.REJECT, ReasonCode.BANNED_WORDS, f"contains the banned “{word}”", message, rule)
+
+    holds: list[tuple[str, str, Rule | None]] = []
+    for rule in _of_kind(rules, Kind.HOLD_ALL):
+        holds.append((ReasonCode.PREMODERATED_SITE, "every comment on the site is pre-moderated", rule))
+    if submission.story.comments_mode == Story.CommentsMode.PREMODERATED:
+        holds.append((ReasonCode.PREMODERATED_STORY, "the story is pre-moderated", None))
+    if submission.commenter.always_premoderate:
+        holds.append((ReasonCode.PREMODERATED_USER, "the commenter is always pre-moderated", None))
+    for rule in _of_kind(rules, Kind.SUSPECT_WORDS):
+        word = rule.first_match(text)
+        if word is not None:
+            holds.append((ReasonCode.SUSPECT_WORDS, f"contains the suspect “{word}”", rule))
+    links = count_links(submission.html)
+    for rule in _of_kind(rules, Kind.LINKS):
+        if rule.limit is not None and links > rule.limit:
+            holds.append((ReasonCode.LINKS, f"{links} links, more than {rule.limit}", rule))
+    if not is_edit:
+        for rule in _of_kind(rules, Kind.NEW_ACCOUNT):
+            if rule.limit and _published_count(submission.author_id, up_to=rule.limit) < rule.limit:
+                reason = (
+                    "the commenter's first comment"
+                    if rule.limit == 1
+                    else f"one of the commenter's first {rule.limit} comments"
+                )
+                holds.append((ReasonCode.NEW_ACCOUNT, reason, rule))
+
+    if not holds:
+        return APPROVED
+    code, _, rule = holds[0]
+    message = (rule.message if rule and rule.message else "") or HELD_MESSAGE
+    return Decision(Verdict.HOLD, code, "; ".join(reason for _, reason, _ in holds), message, rule)
+
+
+def moderate_new(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision:
+    return (
+        gate(submission=submission, rules=rules, now=now)
+        or pace(submission=submission, rules=rules, now=now)
+        or judge(submission=submission, rules=rules, is_edit=False)
+    )
+
+
+def moderate_edit(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision:
+    return gate(submission=submission, rules=rules, now=now) or judge(submission=submission, rules=rules, is_edit=True)
+
+
+def _refuse(code: str, message: str) -> Decision:
+    return Decision(Verdict.REFUSE, code, message.rstrip("."), message)
+
+
+def _published_count(author_id: int, *, up_to: int) -> int:
+    return len(Comment.objects.filter(author_id=author_id, status=Comment.Status.VISIBLE).values_list("pk")[:up_to])
+
+
+def _seconds_until_allowed(author_id: int, rule: Rule, now: datetime) -> int:
+    """When the oldest comment counted against the limit leaves the window."""
+    since = now - timedelta(seconds=rule.window_seconds)
+    recent = Comment.objects.filter(author_id=author_id, created_at__gte=since).order_by("-created_at")
+    counted = list(recent.values_list("created_at", flat=True)[: rule.limit])
+    if not counted:
+        return rule.window_seconds
+    leaves = counted[-1] + timedelta(seconds=rule.window_seconds)
+    return max(1, int((leaves - now).total_seconds() + 0.999))
+
+
+@functools.lru_cache(maxsize=64)
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern:
+    """Whole-word, case-insensitive alternatives; a trailing * matches any ending ("spam*" finds "spammer")."""
+    alternatives = []
+    for word in words:
+        stem = normalise(word)
+        wildcard = stem.endswith("*")
+        parts = [re.escape(part) for part in stem.rstrip("*").split(" ") if part]
+        if not parts:
+            continue
+        alternatives.append(r"\s+".join(parts) + (r"\w*" if wildcard else ""))
+    if not alternatives:
+        return re.compile(r"(?!x)x")
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return _plural(seconds, "second")
+    if seconds < 3600:
+        return _plural(round(seconds / 60), "minute")
+    if seconds < 86400:
+        return _plural(round(seconds / 3600), "hour")
+    return _plural(round(seconds / 86400), "day")

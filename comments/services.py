@@ -1,0 +1,580 @@
+"""Every write to comments: posting, editing, deleting and reporting; moderators' decisions on comments and
+commenters; erasing an account's comments.
+
+Views, admin actions and tasks call these and nothing else writes. Each keeps the counts readers see
+(`Story.comment_count`, a thread's `thread_reply_count`) equal to what is published, records its
+decision in the moderation log, and leaves anything that can wait (mail, cache invalidation) to after
+the commit. Locks are always taken in one order: commenter, comment, thread root, story.
+"""
+
+import hashlib
+import logging
+import uuid
+from collections import Counter
+from datetime import datetime
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from stories import pagecache
+from stories.models import Story
+
+from . import moderation, tasks
+from .errors import (
+    AlreadyReported,
+    CommentRejected,
+    DuplicateComment,
+    InvalidComment,
+    ModerationError,
+    NotAllowed,
+    RateLimited,
+)
+from .markup import fingerprint, render_comment
+from .models import MODERATOR_REASONS, Comment, Commenter, ModerationLog, ReasonCode, Report
+
+logger = logging.getLogger(__name__)
+
+Status = Comment.Status
+Action = ModerationLog.Action
+
+_STATUS_ACTIONS = {
+    Status.VISIBLE: Action.APPROVED,
+    Status.PENDING: Action.HELD,
+    Status.REJECTED: Action.REJECTED,
+}
+
+
+# --- Readers ---------------------------------------------------------------------------------
+
+
+def comment_create(
+    *,
+    story: Story,
+    author: AbstractBaseUser,
+    body: str,
+    parent: Comment | None = None,
+    idempotency_key: uuid.UUID | None = None,
+    ip_address: str = "",
+) -> Comment:
+    """Post a comment or a reply. Returns it published or awaiting moderation; raises a `CommentError`
+    when refused (`RateLimited`, `DuplicateComment`, `NotAllowed`…) or rejected (`CommentRejected`).
+
+    Submitting the same form twice (same `idempotency_key`) returns the comment the first submit made.
+    """
+    text = _checked_text(body)
+    if parent is not None and (parent.story_id != story.pk or parent.status != Status.VISIBLE):
+        raise InvalidComment("You can only reply to a published comment on this story.")
+    html = render_comment(text)
+    key = idempotency_key or uuid.uuid4()
+    now = timezone.now()
+    rules = moderation.active_rules()
+
+    try:
+        with transaction.atomic():
+            commenter, verified = _lock_commenter(author)
+            existing = Comment.objects.filter(idempotency_key=key).first()
+            if existing is not None:
+                return _replayed(existing, author)
+            submission = moderation.Submission(
+                author_id=author.pk,
+                author_joined=author.date_joined,
+                commenter=commenter,
+                email_verified=verified,
+                story=story,
+                text=text,
+                html=html,
+                fingerprint=fingerprint(text),
+            )
+            decision = moderation.moderate_new(submission=submission, rules=rules, now=now)
+            if decision.verdict == moderation.Verdict.REFUSE:
+                _log(Action.REFUSED, decision=decision, story=story, subject=author)
+                comment = None
+            else:
+                comment = _insert(submission, decision, parent=parent, key=key, ip_address=ip_address, now=now)
+    except IntegrityError:
+        # The same form, submitted twice at once, lost the race to itself: answer with the winner.
+        existing = Comment.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise
+        return _replayed(existing, author)
+
+    if comment is None:
+        raise _refusal(decision)
+    if comment.status == Status.REJECTED:
+        raise CommentRejected(decision.message, reason_code=decision.reason_code)
+    return comment
+
+
+def comment_edit(*, comment: Comment, editor: AbstractBaseUser, body: str) -> Comment:
+    """The author changes their text within the edit window; the new text is moderated again."""
+    text = _checked_text(body)
+    html = render_comment(text)
+    now = timezone.now()
+    rules = moderation.active_rules()
+    with transaction.atomic():
+        commenter, verified = _lock_commenter(editor)
+        comment = _lock(comment)
+        if comment.author_id != editor.pk:
+            raise NotAllowed("You can only edit your own comments.")
+        if comment.status not in (Status.VISIBLE, Status.PENDING):
+            raise NotAllowed("This comment can no longer be edited.")
+        if now >= comment.editable_until():
+            minutes = settings.COMMENTS_EDIT_WINDOW_SECONDS // 60
+            raise NotAllowed(f"Comments can be edited for {minutes} minutes after posting; this one no longer can.")
+        if text == comment.body_source:
+            return comment
+        submission = moderation.Submission(
+            author_id=editor.pk,
+            author_joined=editor.date_joined,
+            commenter=commenter,
+            email_verified=verified,
+            story=comment.story,
+            text=text,
+            html=html,
+            fingerprint=fingerprint(text),
+        )
+        decision = moderation.moderate_edit(submission=submission, rules=rules, now=now)
+        if decision.verdict in (moderation.Verdict.REFUSE, moderation.Verdict.REJECT):
+            _log(Action.REFUSED, decision=decision, story=comment.story, subject=editor, comment=comment)
+        else:
+            comment.body_source, comment.body_html, comment.body_hash = text, html, submission.fingerprint
+            comment.edited_at = now
+            comment.save(update_fields=["body_source", "body_html", "body_hash", "edited_at"])
+            if decision.verdict == moderation.Verdict.HOLD:
+                _set_status(comment, Status.PENDING, reason_code=decision.reason_code, note=decision.reason)
+            _log(Action.EDITED, decision=decision, story=comment.story, subject=editor, comment=comment)
+            transaction.on_commit(pagecache.bump_generation)
+    if decision.verdict == moderation.Verdict.REJECT:
+        raise CommentRejected(decision.message, reason_code=decision.reason_code)
+    if decision.verdict == moderation.Verdict.REFUSE:
+        raise _refusal(decision)
+    return comment
+
+
+def comment_delete(*, comment: Comment, user: AbstractBaseUser) -> Comment:
+    """The author withdraws their comment: its text is erased and a "[deleted]" tombstone keeps its replies."""
+    with transaction.atomic():
+        comment = _lock(comment)
+        if comment.author_id != user.pk:
+            raise NotAllowed("You can only delete your own comments.")
+        if comment.status == Status.DELETED:
+            return comment
+        _set_status(comment, Status.DELETED, reason_code=ReasonCode.AUTHOR, note="")
+        _log(Action.DELETED, story_id=comment.story_id, subject=user, comment=comment, reason_code=ReasonCode.AUTHOR)
+    return comment
+
+
+def comment_report(*, comment: Comment, reporter: AbstractBaseUser, reason: str, detail: str = "") -> Report:
+    """A reader flags a published comment. Reports from enough distinct readers hide it until reviewed."""
+    if reason not in Report.Reason.values:
+        raise InvalidComment("Choose why you are reporting this comment.")
+    rules = moderation.active_rules()
+    now = timezone.now()
+    with transaction.atomic():
+        commenter, verified = _lock_commenter(reporter)
+        if not verified:
+            raise NotAllowed("Please verify your email address before reporting comments.")
+        refusal = commenter.refusal(now=now)
+        if refusal is not None:
+            raise NotAllowed(refusal[1], reason_code=refusal[0])
+        comment = _lock(comment)
+        if comment.author_id == reporter.pk:
+            raise NotAllowed("You cannot report your own comment.")
+        if comment.status != Status.VISIBLE:
+            raise InvalidComment("This comment is not published, so there is nothing to report.")
+        if Report.objects.filter(comment=comment, reporter=reporter).exists():
+            raise AlreadyReported("You have already reported this comment. A moderator will look at it.")
+        report = Report.objects.create(
+            comment=comment, reporter=reporter, reason=reason, detail=detail.strip()[:500], created_at=now
+        )
+        comment.open_report_count += 1
+        comment.save(update_fields=["open_report_count"])
+        _log(
+            Action.REPORTED,
+            story_id=comment.story_id,
+            subject_id=comment.author_id,
+            comment=comment,
+            reason_code=reason,
+            reason=report.detail,
+        )
+        threshold = moderation.report_threshold(rules)
+        if threshold is not None and comment.open_report_count >= threshold:
+            rule = next(rule for rule in rules if rule.kind == moderation.Kind.REPORTS and rule.limit == threshold)
+            note = f"reported by {comment.open_report_count} readers"
+            _set_status(comment, Status.PENDING, reason_code=ReasonCode.REPORTS, note=note)
+            decision = moderation.Decision(moderation.Verdict.HOLD, ReasonCode.REPORTS, note, rule=rule)
+            _log(
+                Action.HELD, decision=decision, story_id=comment.story_id, subject_id=comment.author_id, comment=comment
+            )
+    return report
+
+
+# --- Moderators: comments --------------------------------------------------------------------
+
+
+def comment_approve(*, comment: Comment, moderator: AbstractBaseUser, note: str = "") -> Comment:
+    """Publish a held, rejected or removed comment, or keep a reported one up: its open reports are dismissed."""
+    with transaction.atomic():
+        comment = _lock(comment)
+        if comment.status == Status.DELETED:
+            raise ModerationError("Its author deleted this comment; there is nothing to approve.")
+        became_visible = comment.status != Status.VISIBLE
+        _set_status(comment, Status.VISIBLE, reason_code="", note=note, moderated=True)
+        _resolve_reports(comment, Report.Resolution.DISMISSED)
+        _log(
+            Action.APPROVED,
+            story_id=comment.story_id,
+            subject_id=comment.author_id,
+            comment=comment,
+            moderator=moderator,
+            reason=note,
+        )
+        if became_visible and comment.parent_id:
+            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
+    return comment
+
+
+def comment_reject(*, comment: Comment, moderator: AbstractBaseUser, reason_code: str, note: str = "") -> Comment:
+    """Keep a comment from readers for a reason; its open reports are upheld."""
+    return _take_down(comment, moderator, Status.REJECTED, Action.REJECTED, reason_code, note)
+
+
+def comment_mark_spam(*, comment: Comment, moderator: AbstractBaseUser) -> Comment:
+    return _take_down(comment, moderator, Status.REJECTED, Action.REJECTED, ReasonCode.SPAM, "marked as spam")
+
+
+def comment_remove(*, comment: Comment, moderator: AbstractBaseUser, reason_code: str, note: str = "") -> Comment:
+    """Take down a published comment; a "[removed]" tombstone keeps its replies in place."""
+    return _take_down(comment, moderator, Status.REMOVED, Action.REMOVED, reason_code, note)
+
+
+def _take_down(comment: Comment, moderator, status: str, action: str, reason_code: str, note: str) -> Comment:
+    if reason_code not in MODERATOR_REASONS:
+        raise ModerationError("Choose a reason: spam, abuse, off-topic or other.")
+    with transaction.atomic():
+        comment = _lock(comment)
+        if comment.status == Status.DELETED:
+            raise ModerationError("Its author deleted this comment already.")
+        _set_status(comment, status, reason_code=reason_code, note=note, moderated=True)
+        _resolve_reports(comment, Report.Resolution.UPHELD)
+        _log(
+            action,
+            story_id=comment.story_id,
+            subject_id=comment.author_id,
+            comment=comment,
+            moderator=moderator,
+            reason_code=reason_code,
+            reason=note,
+        )
+    return comment
+
+
+# --- Moderators: commenters ------------------------------------------------------------------
+
+
+def commenter_suspend(
+    *, user: AbstractBaseUser, moderator: AbstractBaseUser, until: datetime, reason: str = ""
+) -> Commenter:
+    """No posting, editing or reporting until `until`."""
+    if until <= timezone.now():
+        raise ModerationError("A suspension must end in the future.")
+    with transaction.atomic():
+        commenter, _ = _lock_commenter(user)
+        commenter.suspended_until = until
+        commenter.moderation_note = reason
+        commenter.save(update_fields=["suspended_until", "moderation_note", "updated_at"])
+        detail = f"until {until:%Y-%m-%d %H:%M %Z}" + (f": {reason}" if reason else "")
+        _log(Action.SUSPENDED, subject=user, moderator=moderator, reason_code=ReasonCode.SUSPENDED, reason=detail)
+    return commenter
+
+
+def commenter_ban(
+    *, user: AbstractBaseUser, moderator: AbstractBaseUser, reason: str = "", reject_comments: bool = False
+) -> int:
+    """Ban from commenting for good; optionally reject everything they have published or have waiting.
+
+    Returns how many comments were rejected.
+    """
+    with transaction.atomic():
+        commenter, _ = _lock_commenter(user)
+        commenter.is_banned = True
+        commenter.moderation_note = reason
+        commenter.save(update_fields=["is_banned", "moderation_note", "updated_at"])
+        _log(Action.BANNED, subject=user, moderator=moderator, reason_code=ReasonCode.BANNED, reason=reason)
+        rejected = 0
+        if reject_comments:
+            live = Comment.objects.filter(author=user, status__in=[Status.VISIBLE, Status.PENDING]).order_by("pk")
+            for comment in live.select_for_update():
+                _set_status(
+                    comment, Status.REJECTED, reason_code=ReasonCode.BANNED, note="commenter banned", moderated=True
+                )
+                _resolve_reports(comment, Report.Resolution.UPHELD)
+                _log(
+                    Action.REJECTED,
+                    story_id=comment.story_id,
+                    subject=user,
+                    comment=comment,
+                    moderator=moderator,
+                    reason_code=ReasonCode.BANNED,
+                    reason="commenter banned",
+                )
+                rejected += 1
+    return rejected
+
+
+def commenter_set_premoderation(
+    *, user: AbstractBaseUser, moderator: AbstractBaseUser, enabled: bool, reason: str = ""
+) -> Commenter:
+    """Hold every comment of this reader for review, or stop doing so."""
+    with transaction.atomic():
+        commenter, _ = _lock_commenter(user)
+        commenter.always_premoderate = enabled
+        commenter.save(update_fields=["always_premoderate", "updated_at"])
+        action = Action.PREMODERATED if enabled else Action.UNPREMODERATED
+        _log(action, subject=user, moderator=moderator, reason_code=ReasonCode.PREMODERATED_USER, reason=reason)
+    return commenter
+
+
+def commenter_reinstate(*, user: AbstractBaseUser, moderator: AbstractBaseUser, reason: str = "") -> Commenter:
+    """Lift a ban or a suspension."""
+    with transaction.atomic():
+        commenter, _ = _lock_commenter(user)
+        commenter.is_banned = False
+        commenter.suspended_until = None
+        commenter.moderation_note = reason
+        commenter.save(update_fields=["is_banned", "suspended_until", "moderation_note", "updated_at"])
+        _log(Action.REINSTATED, subject=user, moderator=moderator, reason=reason)
+    return commenter
+
+
+def commenter_set_reply_notifications(*, user: AbstractBaseUser, enabled: bool) -> Commenter:
+    commenter, _ = Commenter.objects.get_or_create(user=user)
+    if commenter.notify_replies != enabled:
+        commenter.notify_replies = enabled
+        commenter.save(update_fields=["notify_replies", "updated_at"])
+    return commenter
+
+
+# --- Privacy ---------------------------------------------------------------------------------
+
+
+def author_comments_erase(*, user: AbstractBaseUser) -> int:
+    """Replace every comment of this reader by a "[deleted]" tombstone that keeps the threads' shape.
+
+    Their text, fingerprints and the link to the account go; counts drop by what was published.
+    Returns how many comments were erased.
+    """
+    with transaction.atomic():
+        comments = list(
+            Comment.objects.select_for_update()
+            .filter(author=user)
+            .order_by("pk")
+            .values_list("pk", "status", "story_id", "root_id")
+        )
+        if not comments:
+            return 0
+        published = [(story_id, root_id) for _, status, story_id, root_id in comments if status == Status.VISIBLE]
+        roots = Counter(root_id for _, root_id in published if root_id is not None)
+        for root_id in sorted(roots):
+            Comment.objects.filter(pk=root_id).update(thread_reply_count=F("thread_reply_count") - roots[root_id])
+        stories = Counter(story_id for story_id, _ in published)
+        for story_id in sorted(stories):
+            Story.objects.filter(pk=story_id).update(comment_count=F("comment_count") - stories[story_id])
+        Comment.objects.filter(pk__in=[pk for pk, *_ in comments]).update(
+            author=None,
+            status=Status.DELETED,
+            body_source="",
+            body_html="",
+            body_hash="",
+            author_ip_hash="",
+            reason_code=ReasonCode.ACCOUNT_DELETED,
+            moderation_note="",
+        )
+        _log(
+            Action.ACCOUNT_DELETED,
+            subject=user,
+            reason_code=ReasonCode.ACCOUNT_DELETED,
+            reason=f"{len(comments)} comments replaced by [deleted]",
+        )
+        transaction.on_commit(pagecache.bump_generation)
+    return len(comments)
+
+
+def account_delete(*, user: AbstractBaseUser) -> int:
+    """Delete a reader's account at their request; their comments stay as "[deleted]" tombstones.
+
+    Returns how many comments were erased.
+    """
+    with transaction.atomic():
+        erased = author_comments_erase(user=user)
+        user.delete()
+    return erased
+
+
+# --- Internals -------------------------------------------------------------------------------
+
+
+def _checked_text(body: str) -> str:
+    text = (body or "").replace("\r\n", "\n").strip()
+    if not text:
+        raise InvalidComment("Write something before posting.")
+    limit = settings.COMMENTS_MAX_LENGTH
+    if len(text) > limit:
+        raise InvalidComment(f"Comments can be at most {limit:,} characters long; this one has {len(text):,}.")
+    return text
+
+
+def _lock_commenter(user: AbstractBaseUser) -> tuple[Commenter, bool]:
+    """The reader's commenter row, locked for the transaction (serialising one reader's posts), and
+    whether they have a verified email address."""
+    verified = Exists(EmailAddress.objects.filter(user_id=OuterRef("user_id"), verified=True))
+    found = Commenter.objects.select_for_update().annotate(email_verified=verified).filter(user=user).first()
+    if found is not None:
+        return found, found.email_verified
+    commenter, _ = Commenter.objects.select_for_update().get_or_create(user=user)
+    return commenter, EmailAddress.objects.filter(user=user, verified=True).exists()
+
+
+def _lock(comment: Comment) -> Comment:
+    return Comment.objects.select_for_update(of=("self",)).select_related("story", "author").get(pk=comment.pk)
+
+
+def _replayed(existing: Comment, author: AbstractBaseUser) -> Comment:
+    if existing.author_id != author.pk:
+        raise InvalidComment("This form was already used. Reload the page and try again.")
+    if existing.status == Status.REJECTED:
+        raise CommentRejected(moderation.REJECTED_MESSAGE)
+    return existing
+
+
+def _insert(
+    submission: moderation.Submission,
+    decision: moderation.Decision,
+    *,
+    parent: Comment | None,
+    key: uuid.UUID,
+    ip_address: str,
+    now: datetime,
+) -> Comment:
+    status = {
+        moderation.Verdict.APPROVE: Status.VISIBLE,
+        moderation.Verdict.HOLD: Status.PENDING,
+        moderation.Verdict.REJECT: Status.REJECTED,
+    }[decision.verdict]
+    comment = Comment.objects.create(
+        story=submission.story,
+        author_id=submission.author_id,
+        parent=parent,
+        root_id=(parent.root_id or parent.pk) if parent else None,
+        depth=parent.depth + 1 if parent else 0,
+        body_source=submission.text,
+        body_html=submission.html,
+        body_hash=submission.fingerprint,
+        status=status,
+        reason_code="" if status == Status.VISIBLE else decision.reason_code,
+        moderation_note="" if status == Status.VISIBLE else decision.reason,
+        idempotency_key=key,
+        author_ip_hash=_ip_hash(ip_address),
+        created_at=now,
+    )
+    if status == Status.VISIBLE:
+        _shift_counts(comment, +1)
+        transaction.on_commit(pagecache.bump_generation)
+        if parent is not None and parent.author_id and parent.author_id != submission.author_id:
+            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
+    _log(
+        _STATUS_ACTIONS[status],
+        decision=decision,
+        story=submission.story,
+        subject_id=submission.author_id,
+        comment=comment,
+    )
+    return comment
+
+
+def _set_status(comment: Comment, status: str, *, reason_code: str, note: str, moderated: bool = False) -> None:
+    """Move a locked comment to `status`, keeping the published counts in step."""
+    delta = int(status == Status.VISIBLE) - int(comment.status == Status.VISIBLE)
+    comment.status = status
+    comment.reason_code = reason_code
+    comment.moderation_note = note[:500]
+    fields = ["status", "reason_code", "moderation_note"]
+    if status == Status.DELETED:
+        comment.body_source = comment.body_html = comment.body_hash = ""
+        fields += ["body_source", "body_html", "body_hash"]
+    if moderated:
+        comment.moderated_at = timezone.now()
+        fields.append("moderated_at")
+    comment.save(update_fields=fields)
+    if delta:
+        _shift_counts(comment, delta)
+    transaction.on_commit(pagecache.bump_generation)
+
+
+def _shift_counts(comment: Comment, delta: int) -> None:
+    if comment.root_id:
+        Comment.objects.filter(pk=comment.root_id).update(thread_reply_count=F("thread_reply_count") + delta)
+    Story.objects.filter(pk=comment.story_id).update(comment_count=F("comment_count") + delta)
+
+
+def _resolve_reports(comment: Comment, resolution: str) -> None:
+    if comment.open_report_count:
+        Report.objects.filter(comment=comment, resolution=Report.Resolution.OPEN).update(
+            resolution=resolution, resolved_at=timezone.now()
+        )
+        comment.open_report_count = 0
+        comment.save(update_fields=["open_report_count"])
+
+
+def _log(
+    action: str,
+    *,
+    decision: moderation.Decision | None = None,
+    story: Story | None = None,
+    story_id: int | None = None,
+    subject: AbstractBaseUser | None = None,
+    subject_id: int | None = None,
+    comment: Comment | None = None,
+    moderator: AbstractBaseUser | None = None,
+    reason_code: str = "",
+    reason: str = "",
+) -> ModerationLog:
+    rule = decision.rule if decision else None
+    return ModerationLog.objects.create(
+        action=action,
+        comment=comment,
+        story_id=story.pk if story is not None else story_id,
+        subject_id=subject.pk if subject is not None else subject_id,
+        moderator=moderator,
+        rule_id=rule.id if rule else None,
+        rule_name=rule.name if rule else "",
+        reason_code=decision.reason_code if decision else reason_code,
+        reason=(decision.reason if decision else reason)[:500],
+    )
+
+
+def _refusal(decision: moderation.Decision) -> Exception:
+    if decision.reason_code == ReasonCode.RATE_LIMIT:
+        return RateLimited(decision.message, reason_code=decision.reason_code, retry_after=decision.retry_after)
+    if decision.reason_code == ReasonCode.DUPLICATE:
+        return DuplicateComment(decision.message, reason_code=decision.reason_code)
+    return NotAllowed(decision.message, reason_code=decision.reason_code)
+
+
+def _ip_hash(ip_address: str) -> str:
+    if not ip_address:
+        return ""
+    key = hashlib.sha256(settings.COMMENTS_IP_HASH_SALT.encode()).digest()
+    return hashlib.blake2b(ip_address.encode(), key=key, digest_size=16).hexdigest()
+
+
+def _enqueue_reply_notification(comment_id: int) -> None:
+    try:
+        tasks.send_reply_notification.delay(comment_id)
+    except OperationalError:
+        logger.exception("Could not queue the reply notification for comment %s", comment_id)

@@ -1,0 +1,12 @@
+"""Celery tasks of the comments app: thin callers of the notification service."""
+
+import smtplib
+
+from celery import shared_task
+
+from . import notifications
+
+
+@shared_task(autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=30, max_retries=5)
+def send_reply_notification(comment_id: int) -> bool:
+    return notifications.reply_notification_send(comment_id=comment_id)

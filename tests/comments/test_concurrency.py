@@ -1,0 +1,123 @@
+"""Many readers posting at once on PostgreSQL: nothing lost, no duplicates, counts and limits exact.
+
+Real threads, each with its own database connection, against the real database.
+"""
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from comments.models import Comment
+from stories.models import Story
+from tests.conftest import require
+from tests.factories import CommentFactory, StoryFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def on_postgresql(rules):
+    require(connection.vendor == "postgresql", "concurrency is tested on PostgreSQL (set DATABASE_URL)")
+
+
+def at_once(jobs: list[Callable[[], object]]) -> list[object]:
+    """Run the jobs in threads released together; return what each returned (or raised)."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[object] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = job()
+        except Exception as error:  # handed back to the test, which asserts on it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n, job)) for n, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def signed_in_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def poster(client: Client, story: Story, body: str, key: uuid.UUID, parent: Comment | None = None):
+    url = f"/comments/c/{parent.pk}/reply/" if parent else f"/comments/{story.slug}/post/"
+    return lambda: client.post(url, {"body": body, "idempotency_key": str(key)}).status_code
+
+
+def test_twenty_readers_posting_at_once_lose_nothing():
+    story = StoryFactory()
+    clients = [signed_in_client(user) for user in UserFactory.create_batch(20)]
+
+    statuses = at_once([poster(client, story, f"Reader {n} speaks", uuid.uuid4()) for n, client in enumerate(clients)])
+
+    assert statuses == [302] * 20
+    assert sorted(Comment.objects.values_list("body_source", flat=True)) == sorted(
+        f"Reader {n} speaks" for n in range(20)
+    )
+    story.refresh_from_db()
+    assert story.comment_count == 20
+
+
+def test_twenty_readers_double_submitting_create_no_duplicates():
+    story = StoryFactory()
+    clients = [signed_in_client(user) for user in UserFactory.create_batch(20)]
+    jobs = []
+    for n, client in enumerate(clients):
+        key = uuid.uuid4()
+        jobs += [poster(client, story, f"Once {n}", key), poster(client, story, f"Once {n}", key)]
+
+    statuses = at_once(jobs)
+
+    assert statuses == [302] * 40
+    assert Comment.objects.count() == 20
+    story.refresh_from_db()
+    assert story.comment_count == 20
+
+
+def test_replies_arriving_at_once_keep_the_thread_count_exact():
+    root = CommentFactory()
+    clients = [signed_in_client(user) for user in UserFactory.create_batch(20)]
+
+    statuses = at_once(
+        [poster(client, root.story, f"Reply {n}", uuid.uuid4(), root) for n, client in enumerate(clients)]
+    )
+
+    assert statuses == [302] * 20
+    root.refresh_from_db()
+    assert root.thread_reply_count == 20
+    assert Story.objects.get(pk=root.story_id).comment_count == 21
+
+
+def test_one_reader_racing_past_a_rate_limit_gets_one_comment_in(rules):
+    rules("rate_limit", limit=1, window_seconds=15)
+    story = StoryFactory()
+    client = signed_in_client(UserFactory())
+
+    statuses = at_once([poster(client, story, f"Burst {n}", uuid.uuid4()) for n in range(10)])
+
+    assert sorted(statuses) == [302] + [429] * 9
+    assert Comment.objects.count() == 1
+
+
+def test_the_same_text_sent_twice_at_once_with_fresh_forms_is_posted_once(rules):
+    rules("duplicate", window_seconds=600)
+    story = StoryFactory()
+    client = signed_in_client(UserFactory())
+
+    statuses = at_once([poster(client, story, "Same words", uuid.uuid4()) for _ in range(5)])
+
+    assert sorted(statuses) == [302] + [409] * 4
+    assert Comment.objects.count() == 1

@@ -1,0 +1,365 @@
+"""The moderation pipeline: each rule, the story and site modes, and the log of every decision."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from comments import services
+from comments.errors import CommentRejected, DuplicateComment, NotAllowed, RateLimited
+from comments.models import Comment, Commenter, ModerationLog, ModerationRule
+from stories.models import Story
+from tests.comments.utils import seed_default_rules
+from tests.factories import CommentFactory, StoryFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+Status = Comment.Status
+Action = ModerationLog.Action
+
+
+def post(story, author, body="A thoughtful comment.", **kwargs) -> Comment:
+    return services.comment_create(story=story, author=author, body=body, **kwargs)
+
+
+def visible_count(story) -> int:
+    return Story.objects.get(pk=story.pk).comment_count
+
+
+def age(comment: Comment, seconds: int) -> None:
+    Comment.objects.filter(pk=comment.pk).update(created_at=timezone.now() - timedelta(seconds=seconds))
+
+
+# --- Content rules ---------------------------------------------------------------------------
+
+
+def test_banned_word_rejects_with_a_clear_message_and_keeps_it_from_readers(rules, story, author):
+    rule = rules("banned_words", words="darn\nblast it")
+
+    with pytest.raises(CommentRejected) as refused:
+        post(story, author, "Well, DARN that ferry.")
+
+    assert "not allowed" in refused.value.message
+    comment = Comment.objects.get(author=author)
+    assert comment.status == Status.REJECTED
+    assert comment.reason_code == "banned_words"
+    assert visible_count(story) == 0
+    entry = ModerationLog.objects.get(comment=comment)
+    assert (entry.action, entry.rule, entry.reason) == (Action.REJECTED, rule, "contains the banned “darn”")
+
+
+def test_banned_words_match_whole_words_and_phrases_only(rules, story, author):
+    rules("banned_words", words="darn\nblast it")
+
+    assert post(story, author, "The darning needle broke.").status == Status.VISIBLE
+    with pytest.raises(CommentRejected):
+        post(story, author, "Oh blast   it all.")
+
+
+def test_a_trailing_star_matches_any_ending(rules, story, author):
+    rules("banned_words", words="spam*")
+
+    with pytest.raises(CommentRejected):
+        post(story, author, "Buy from the spammers here.")
+
+
+def test_rule_message_replaces_the_default(rules, story, author):
+    rules("banned_words", words="darn", message="Please keep it civil.")
+
+    with pytest.raises(CommentRejected) as refused:
+        post(story, author, "darn")
+
+    assert refused.value.message == "Please keep it civil."
+
+
+def test_suspect_word_holds_for_review(rules, story, author):
+    rules("suspect_words", words="casino*")
+
+    comment = post(story, author, "Visit my Casinos tonight")
+
+    assert comment.status == Status.PENDING
+    assert comment.moderation_note == "contains the suspect “casinos”"
+    assert visible_count(story) == 0
+    assert ModerationLog.objects.get(comment=comment).action == Action.HELD
+
+
+def test_more_links_than_allowed_holds_for_review(rules, story, author):
+    rules("links", limit=2)
+
+    two = post(story, author, "https://a.example.org and https://b.example.org")
+    three = post(story, author, "[a](https://a.example.org) https://b.example.org https://c.example.org")
+
+    assert two.status == Status.VISIBLE
+    assert three.status == Status.PENDING
+    assert three.moderation_note == "3 links, more than 2"
+
+
+def test_new_commenters_first_comments_wait_until_one_is_approved(rules, story, author, moderator):
+    rules("new_account", limit=1)
+
+    first = post(story, author, "My first comment.")
+    second = post(story, author, "My second comment.")
+    assert (first.status, second.status) == (Status.PENDING, Status.PENDING)
+    assert (first.reason_code, first.moderation_note) == ("new_account", "the commenter's first comment")
+
+    services.comment_approve(comment=first, moderator=moderator)
+    third = post(story, author, "My third comment.")
+
+    assert third.status == Status.VISIBLE
+
+
+def test_every_hold_reason_is_named_and_the_first_decides(rules, story, author):
+    rules("suspect_words", words="casino")
+    rules("links", limit=0)
+
+    comment = post(story, author, "casino at https://example.org")
+
+    assert comment.reason_code == "suspect_words"
+    assert comment.moderation_note == "contains the suspect “casino”; 1 links, more than 0"
+
+
+def test_inactive_rules_do_nothing(rules, story, author):
+    rules("banned_words", words="darn", is_active=False)
+
+    assert post(story, author, "darn").status == Status.VISIBLE
+
+
+def test_a_rule_edited_in_the_admin_applies_to_the_next_comment(rules, story, author):
+    rule = rules("suspect_words", words="casino")
+    assert post(story, author, "ferry timetable").status == Status.VISIBLE
+
+    rule.words = "ferry"
+    rule.save()
+
+    assert post(story, author, "another ferry question").status == Status.PENDING
+
+
+def test_a_comment_passing_every_rule_is_published_and_logged(rules, story, author):
+    comment = post(story, author)
+
+    entry = ModerationLog.objects.get(comment=comment)
+    assert (entry.action, entry.reason_code, entry.reason) == (Action.APPROVED, "passed", "passed every rule")
+    assert entry.decided_by == "automatic"
+
+
+# --- Pace: duplicates and rate limits --------------------------------------------------------
+
+
+def test_same_text_twice_within_minutes_is_refused(rules, story, author):
+    rule = rules("duplicate", window_seconds=600)
+    first = post(story, author, "Great news for the harbour!")
+
+    with pytest.raises(DuplicateComment) as refused:
+        post(story, author, "great news   for the HARBOUR!")
+
+    assert refused.value.message == "You have already posted this comment."
+    assert refused.value.status == 409
+    assert Comment.objects.count() == 1
+    entry = ModerationLog.objects.filter(action=Action.REFUSED).get()
+    assert (entry.rule, entry.subject, entry.comment) == (rule, author, None)
+
+    age(first, 601)
+    assert post(story, author, "Great news for the harbour!").status == Status.VISIBLE
+
+
+def test_rate_limit_refuses_with_a_clear_message_and_when_to_retry(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=15)
+    post(story, author, "first")
+
+    with pytest.raises(RateLimited) as refused:
+        post(story, author, "second")
+
+    assert refused.value.status == 429
+    assert 1 <= refused.value.retry_after <= 15
+    assert refused.value.message.startswith("You are commenting too quickly: at most 1 comment every 15 seconds.")
+    assert ModerationLog.objects.filter(action=Action.REFUSED, reason_code="rate_limit").count() == 1
+
+
+def test_rate_limit_counts_comments_whatever_became_of_them(rules, story, author):
+    rules("rate_limit", limit=2, window_seconds=3600)
+    services.comment_delete(comment=post(story, author, "one"), user=author)
+    post(story, author, "two")
+
+    with pytest.raises(RateLimited):
+        post(story, author, "three")
+
+
+def test_rate_limit_window_passes(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=15)
+    first = post(story, author, "first")
+    age(first, 16)
+
+    assert post(story, author, "second").status == Status.VISIBLE
+
+
+def test_new_accounts_have_a_stricter_limit(rules, story, settings):
+    settings.COMMENTS_NEW_ACCOUNT_DAYS = 3
+    rules("rate_limit", limit=1, window_seconds=60, new_accounts_only=True)
+    newcomer = UserFactory()
+    regular = UserFactory(date_joined=timezone.now() - timedelta(days=30))
+    post(story, newcomer, "one")
+    post(story, regular, "one")
+
+    with pytest.raises(RateLimited):
+        post(story, newcomer, "two")
+    assert post(story, regular, "two").status == Status.VISIBLE
+
+
+# --- Reports ---------------------------------------------------------------------------------
+
+
+def test_reports_from_k_distinct_readers_hide_a_comment_pending_review(rules, story, author):
+    rule = rules("reports", limit=2)
+    comment = post(story, author)
+    first, second = UserFactory(), UserFactory()
+
+    services.comment_report(comment=comment, reporter=first, reason="abuse")
+    comment.refresh_from_db()
+    assert comment.status == Status.VISIBLE
+
+    services.comment_report(comment=comment, reporter=second, reason="spam")
+    comment.refresh_from_db()
+    assert comment.status == Status.PENDING
+    assert comment.reason_code == "reports"
+    assert visible_count(story) == 0
+    held = ModerationLog.objects.get(comment=comment, action=Action.HELD)
+    assert (held.rule, held.reason) == (rule, "reported by 2 readers")
+
+
+def test_reports_after_an_approval_count_afresh(rules, story, author, moderator):
+    rules("reports", limit=2)
+    comment = post(story, author)
+    services.comment_report(comment=comment, reporter=UserFactory(), reason="abuse")
+    services.comment_report(comment=comment, reporter=UserFactory(), reason="abuse")
+    services.comment_approve(comment=comment, moderator=moderator)
+
+    services.comment_report(comment=comment, reporter=UserFactory(), reason="abuse")
+    comment.refresh_from_db()
+
+    assert comment.status == Status.VISIBLE
+    assert comment.open_report_count == 1
+
+
+# --- Modes: story and site -------------------------------------------------------------------
+
+
+def test_closed_story_refuses_comments(rules, author):
+    story = StoryFactory(comments_mode=Story.CommentsMode.CLOSED)
+
+    with pytest.raises(NotAllowed) as refused:
+        post(story, author)
+
+    assert refused.value.message == "Comments are closed on this story."
+
+
+def test_premoderated_story_holds_every_comment(rules, author):
+    story = StoryFactory(comments_mode=Story.CommentsMode.PREMODERATED)
+
+    comment = post(story, author)
+
+    assert comment.status == Status.PENDING
+    assert comment.reason_code == "premoderated_story"
+
+
+def test_site_wide_premoderation_holds_comments_on_open_stories(rules, story, author):
+    rules("hold_all")
+
+    assert post(story, author).reason_code == "premoderated_site"
+
+
+def test_site_wide_closing_beats_an_open_story(rules, story, author):
+    rules("close_all", message="Comments are paused for maintenance.")
+
+    with pytest.raises(NotAllowed) as refused:
+        post(story, author)
+
+    assert refused.value.message == "Comments are paused for maintenance."
+
+
+def test_always_premoderated_commenter_is_held(rules, story, author, moderator):
+    services.commenter_set_premoderation(user=author, moderator=moderator, enabled=True)
+
+    assert post(story, author).reason_code == "premoderated_user"
+
+
+# --- Who may comment -------------------------------------------------------------------------
+
+
+def test_suspended_reader_cannot_post_edit_or_report(rules, story, author, moderator):
+    comment = post(story, author)
+    other = CommentFactory(story=story)
+    services.commenter_suspend(user=author, moderator=moderator, until=timezone.now() + timedelta(days=2))
+
+    with pytest.raises(NotAllowed, match="suspended from commenting until"):
+        post(story, author, "again")
+    with pytest.raises(NotAllowed, match="suspended"):
+        services.comment_edit(comment=comment, editor=author, body="changed")
+    with pytest.raises(NotAllowed, match="suspended"):
+        services.comment_report(comment=other, reporter=author, reason="spam")
+
+
+def test_suspension_ends_by_itself(rules, story, author, moderator):
+    services.commenter_suspend(user=author, moderator=moderator, until=timezone.now() + timedelta(days=1))
+    Commenter.objects.filter(user=author).update(suspended_until=timezone.now() - timedelta(seconds=1))
+
+    assert post(story, author).status == Status.VISIBLE
+
+
+def test_banned_reader_cannot_post(rules, story, author, moderator):
+    services.commenter_ban(user=author, moderator=moderator, reason="spam account")
+
+    with pytest.raises(NotAllowed, match="can no longer comment"):
+        post(story, author)
+
+
+def test_reader_without_a_verified_email_cannot_post(rules, story):
+    unverified = UserFactory(verified=False)
+
+    with pytest.raises(NotAllowed, match="verify your email"):
+        post(story, unverified)
+
+
+# --- Edits are moderated again ---------------------------------------------------------------
+
+
+def test_edit_adding_a_suspect_word_sends_the_comment_back_for_review(rules, story, author):
+    rules("suspect_words", words="casino")
+    comment = post(story, author, "All fine.")
+
+    edited = services.comment_edit(comment=comment, editor=author, body="All fine, visit my casino.")
+
+    assert edited.status == Status.PENDING
+    assert visible_count(story) == 0
+    assert ModerationLog.objects.filter(comment=comment, action=Action.EDITED).get().reason_code == "suspect_words"
+
+
+def test_edit_adding_a_banned_word_is_refused_and_changes_nothing(rules, story, author):
+    rules("banned_words", words="darn")
+    comment = post(story, author, "All fine.")
+
+    with pytest.raises(CommentRejected):
+        services.comment_edit(comment=comment, editor=author, body="All darn fine.")
+
+    comment.refresh_from_db()
+    assert (comment.body_source, comment.status, comment.edited_at) == ("All fine.", Status.VISIBLE, None)
+    assert ModerationLog.objects.filter(comment=comment, action=Action.REFUSED).exists()
+
+
+def test_edit_does_not_publish_a_comment_still_awaiting_moderation(rules, story, author):
+    rules("new_account", limit=1)
+    comment = post(story, author, "first")
+
+    assert services.comment_edit(comment=comment, editor=author, body="first, edited").status == Status.PENDING
+
+
+# --- The rules a new site starts with --------------------------------------------------------
+
+
+def test_default_rules_hold_a_new_readers_first_comment_and_limit_their_pace(rules, story, author):
+    seed_default_rules()
+    assert ModerationRule.objects.filter(is_active=True).count() >= 8
+
+    first = post(story, author, "Hello, first time here.")
+    assert first.status == Status.PENDING
+    with pytest.raises(RateLimited):
+        post(story, author, "And again.")
