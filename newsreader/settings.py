@@ -9,6 +9,7 @@ PostgreSQL and Redis.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -133,13 +134,14 @@ if REDIS_URL:
 else:
     # Kombu's filesystem transport: a real worker process consumes real messages, no server.
     _BROKER_DIR = VAR_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         "visibility_timeout": _VISIBILITY_TIMEOUT,
     }
@@ -157,6 +159,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "flush-story-views": {"task": "stories.tasks.flush_story_views", "schedule": 60.0},
     "enqueue-due-sources": {"task": "stories.tasks.enqueue_due_sources", "schedule": 60.0},
+    "refit-labeller-nightly": {
+        "task": "stories.tasks.refit_labeller_task",
+        "schedule": crontab(hour=3, minute=30),
+        "kwargs": {"trigger": "nightly"},
+    },
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
@@ -326,6 +333,22 @@ OPENAI_REQUESTS_PER_MINUTE = env.int("OPENAI_REQUESTS_PER_MINUTE", default=60)
 OPENAI_RESPONSE_FORMAT = env.str("OPENAI_RESPONSE_FORMAT", default="json_schema")
 # Also write the brief as short sections with headings; such stories are marked AI-generated.
 OPENAI_WRITE_BRIEF = env.bool("OPENAI_WRITE_BRIEF", default=False)
+# Learning from moderators' corrections (stories/labelling/learning.py). A refit is queued after this many
+# section corrections made or withdrawn, and nightly.
+LABELLER_REFIT_EVERY = env.int("LABELLER_REFIT_EVERY", default=20)
+# Corrections a section needs before the fitted part speaks for it.
+LABELLER_MIN_CORRECTIONS_PER_SECTION = env.int("LABELLER_MIN_CORRECTIONS_PER_SECTION", default=5)
+# No moderator's corrections count for more than this share of a section's; 1 turns the guard off
+# (a site with a single moderator needs that, or the fitted part never speaks).
+LABELLER_MAX_MODERATOR_SHARE = env.float("LABELLER_MAX_MODERATOR_SHARE", default=0.5)
+# Share of the corrections (by story) a new version is compared with the one in use on.
+LABELLER_HELD_OUT_SHARE = env.float("LABELLER_HELD_OUT_SHARE", default=0.2)
+# How often each worker asks which labeller version is promoted.
+LABELLER_VERSION_CHECK_SECONDS = env.int("LABELLER_VERSION_CHECK_SECONDS", default=30)
+# Recent stories checked for sections a new version would change.
+LABELLER_CHANGE_SCAN_LIMIT = env.int("LABELLER_CHANGE_SCAN_LIMIT", default=2000)
+# Label reports ("wrong section", "wrong tag") a signed-in reader may send per hour.
+LABEL_REPORTS_PER_HOUR = env.int("LABEL_REPORTS_PER_HOUR", default=10)
 
 # --- Images ----------------------------------------------------------------------------------
 # Every story gets a picture it may show: its source's own when Source.may_show_images allows it,

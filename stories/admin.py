@@ -1,17 +1,35 @@
-"""Django admin for sources, sections, tags, regions and stories."""
+"""Django admin for sources, sections, tags, regions and stories; label corrections, readers' label reports
+and the versions of what the labeller learnt from corrections."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import path
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
 from .images.admin import ImageCandidateInline, StoryImageInline, replace_or_remove_picture
 from .importing.opml import OPMLError, export_opml, import_opml
+from .labelling import learning
 from .labelling.service import enqueue_relabel, label_snapshot, record_corrections
-from .models import ImportRun, LabelCorrection, Region, Section, Source, Story, StoryRevision, Tag
+from .models import (
+    ImportRun,
+    LabelCorrection,
+    LabellerVersion,
+    LabelReport,
+    Region,
+    Section,
+    Source,
+    Story,
+    StoryRevision,
+    Tag,
+)
+from .reports import confirm_label_reports, dismiss_label_reports
 
 
 class ImportRunInline(admin.TabularInline):
@@ -207,7 +225,12 @@ class LabelCorrectionAdmin(admin.ModelAdmin):
     @admin.action(description="Withdraw selected corrections", permissions=["change"])
     def withdraw(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(withdrawn_at__isnull=True).update(withdrawn_at=timezone.now())
-        self.message_user(request, f"{count} corrections withdrawn; relabel the stories to apply.", messages.SUCCESS)
+        transaction.on_commit(learning.refit_if_due)
+        self.message_user(
+            request,
+            f"{count} corrections withdrawn; relabel the stories to apply. The labeller's next refit forgets them.",
+            messages.SUCCESS,
+        )
 
 
 class StoryRevisionInline(admin.TabularInline):
@@ -262,7 +285,7 @@ class StoryAdmin(admin.ModelAdmin):
     autocomplete_fields = ["source", "section", "region", "tags"]
     date_hierarchy = "published_at"
     readonly_fields = ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]
-    actions = ["publish", "hide", "close_comments", "open_comments", replace_or_remove_picture]
+    actions = ["publish", "hide", "close_comments", "open_comments", "relabel", replace_or_remove_picture]
     fieldsets = [
         (None, {"fields": ["title", "slug", "dek", "body_html", "source", "original_url", "author", "published_at"]}),
         ("Labels", {"fields": ["section", "region", "tags", "language", "ai_labelled", "ai_generated", "labeller"]}),
@@ -331,3 +354,247 @@ class StoryAdmin(admin.ModelAdmin):
     @admin.action(description="Open comments on selected stories", permissions=["change"])
     def open_comments(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set(request, queryset, "Comments opened on {count} stories.", comments_mode=Story.CommentsMode.OPEN)
+
+
+@admin.register(LabelReport)
+class LabelReportAdmin(admin.ModelAdmin):
+    """Readers' reports of wrong labels: the stories most readers reported first. Confirming applies the
+    reader's suggestion as your correction; dismissing leaves the story as it is."""
+
+    list_display = [
+        "story",
+        "kind",
+        "what_the_reader_says",
+        "readers",
+        "reporter",
+        "created_at",
+        "status",
+        "handled_by",
+    ]
+    list_filter = ["status", "kind"]
+    list_select_related = ["story__section", "reporter", "tag", "suggested_section", "handled_by"]
+    search_fields = ["story__title", "suggestion"]
+    readonly_fields = [
+        "story",
+        "reporter",
+        "kind",
+        "tag",
+        "suggested_section",
+        "suggestion",
+        "status",
+        "created_at",
+        "handled_by",
+        "handled_at",
+        "correction",
+    ]
+    actions = ["confirm", "dismiss"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Annotated before ordering: the queue is ordered by how many readers reported the story.
+        return LabelReport.objects.with_reader_counts().order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        return ["-readers", "-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="readers reporting", ordering="readers")
+    def readers(self, report: LabelReport) -> int:
+        return report.readers
+
+    @admin.display(description="what the reader says")
+    def what_the_reader_says(self, report: LabelReport) -> str:
+        if report.kind == LabelReport.Kind.SECTION:
+            current = report.story.section.name if report.story.section_id else "no section"
+            said = f"{current} → {report.suggested_section.name if report.suggested_section_id else '(no suggestion)'}"
+        else:
+            said = f"tag {report.tag.name if report.tag_id else '(deleted)'} is wrong"
+        return f"{said}; “{report.suggestion}”" if report.suggestion else said
+
+    @admin.action(description="Confirm selected reports (correct the labels)", permissions=["change"])
+    def confirm(self, request: HttpRequest, queryset: QuerySet) -> None:
+        outcome = confirm_label_reports(reports=queryset.select_related("story"), moderator=request.user)
+        self.message_user(
+            request,
+            f"{outcome.confirmed} reports confirmed; {len(outcome.corrections)} corrections recorded "
+            "and kept when the stories are relabelled.",
+            messages.SUCCESS,
+        )
+        for reason in outcome.skipped:
+            self.message_user(request, f"Not confirmed: {reason}.", messages.WARNING)
+
+    @admin.action(description="Dismiss selected reports (the labels stay)", permissions=["change"])
+    def dismiss(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = dismiss_label_reports(reports=queryset, moderator=request.user)
+        self.message_user(request, f"{count} reports dismissed; the labels are unchanged.", messages.SUCCESS)
+
+
+@admin.register(LabellerVersion)
+class LabellerVersionAdmin(admin.ModelAdmin):
+    """What the labeller learnt from corrections, version by version, and per section where it stands."""
+
+    list_display = [
+        "number",
+        "status",
+        "created_at",
+        "trigger",
+        "correction_count",
+        "held_out_score",
+        "compared_score",
+        "changed_stories",
+        "refusal_reason",
+    ]
+    list_filter = ["status", "trigger"]
+    change_list_template = "admin/stories/labellerversion/change_list.html"
+    readonly_fields = [
+        "number",
+        "status",
+        "created_at",
+        "data_as_of",
+        "promoted_at",
+        "trigger",
+        "refusal_reason",
+        "held_out_score",
+        "compared_score",
+        "correction_count",
+        "sections",
+        "relabel_progress",
+        "label_changes_list",
+        "labelled_by",
+        "basis",
+        "fit_seconds",
+    ]
+    fields = readonly_fields
+    actions = ["relabel_changed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="held-out accuracy")
+    def held_out_score(self, version: LabellerVersion) -> str:
+        if version.held_out_accuracy is None:
+            return "no held-out corrections"
+        return f"{version.held_out_accuracy:.3f} on {version.held_out_count}"
+
+    @admin.display(description="compared with")
+    def compared_score(self, version: LabellerVersion) -> str:
+        if version.predecessor_accuracy is None:
+            return version.compared_with
+        return f"{version.compared_with}: {version.predecessor_accuracy:.3f}"
+
+    @admin.display(description="stories it changes")
+    def changed_stories(self, version: LabellerVersion) -> int:
+        return len(version.label_changes)
+
+    @admin.display(description="per section")
+    def sections(self, version: LabellerVersion) -> str:
+        rows = [
+            (
+                slug,
+                stats.get("examples", 0),
+                stats.get("counted", 0),
+                stats.get("weight", 0) if stats.get("speaks") else "silent",
+                f"{stats.get('hits', 0)} of {stats.get('held_out', 0)}",
+            )
+            for slug, stats in version.section_stats.items()
+        ]
+        if not rows:
+            return "No corrections."
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            "<table><thead><tr><th>section</th><th>corrections</th><th>counted</th><th>weight</th>"
+            "<th>held out: right</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="relabelled")
+    def relabel_progress(self, version: LabellerVersion) -> str:
+        ids = [story_id for story_id, _, _ in version.label_changes]
+        if not ids:
+            return "No story to relabel."
+        done = Story.objects.filter(pk__in=ids, labeller=version.labelled_by).count()
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {} of {} stories relabelled by this version',
+            done,
+            len(ids),
+            done,
+            len(ids),
+        )
+
+    @admin.display(description="stories it changes")
+    def label_changes_list(self, version: LabellerVersion) -> str:
+        shown = version.label_changes[:200]
+        if not shown:
+            return "None among the recent stories."
+        titles = dict(Story.objects.filter(pk__in=[story_id for story_id, _, _ in shown]).values_list("pk", "title"))
+        rows = [
+            (reverse("admin:stories_story_change", args=[story_id]), titles.get(story_id, story_id), old, new)
+            for story_id, old, new in shown
+        ]
+        more = len(version.label_changes) - len(shown)
+        return format_html(
+            "<ul>{}</ul>{}",
+            format_html_join("", '<li><a href="{}">{}</a>: {} → {}</li>', rows),
+            f"and {more} more" if more > 0 else "",
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        current = LabellerVersion.objects.current()
+        extra_context = {
+            **(extra_context or {}),
+            "current_version": current,
+            "section_overview": learning.section_overview(current),
+            "can_change": self.has_change_permission(request),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def get_urls(self):
+        return [
+            path("refit/", self.admin_site.admin_view(self.refit_view), name="stories_labellerversion_refit"),
+            path(
+                "<int:pk>/relabel/",
+                self.admin_site.admin_view(self.relabel_view),
+                name="stories_labellerversion_relabel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _relabel(self, request: HttpRequest, version: LabellerVersion) -> None:
+        if version.status != LabellerVersion.Status.PROMOTED:
+            self.message_user(
+                request, f"Version {version.number} does not label stories; nothing was queued.", messages.WARNING
+            )
+            return
+        count = enqueue_relabel([story_id for story_id, _, _ in version.label_changes])
+        self.message_user(
+            request,
+            f"{count} stories queued for relabelling by version {version.number}; moderators' corrections are kept.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Relabel the stories this version changes", permissions=["change"])
+    def relabel_changed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for version in queryset:
+            self._relabel(request, version)
+
+    @method_decorator(require_POST)
+    def relabel_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(LabellerVersion, pk=pk)
+        if self.has_change_permission(request, version):
+            self._relabel(request, version)
+        return redirect("admin:stories_labellerversion_change", version.pk)
+
+    @method_decorator(require_POST)
+    def refit_view(self, request: HttpRequest) -> HttpResponse:
+        if self.has_change_permission(request):
+            from .tasks import refit_labeller_task
+
+            refit_labeller_task.delay_on_commit(trigger=LabellerVersion.Trigger.MODERATOR)
+            self.message_user(
+                request, "Refit queued: the new version appears here in a minute, promoted or not.", messages.SUCCESS
+            )
+        return redirect("admin:stories_labellerversion_changelist")

@@ -5,6 +5,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -423,6 +424,149 @@ class LabelCorrection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_field_display()} of story {self.story_id}: {self.value}"
+
+
+class LabellerVersionQuerySet(models.QuerySet):
+    def current(self) -> "LabellerVersion | None":
+        """The promoted version every worker labels with, or None (the prior alone)."""
+        return self.filter(status=LabellerVersion.Status.PROMOTED).first()
+
+    def current_id(self) -> int | None:
+        """The promoted version's id: the one-row query workers use to notice a new version."""
+        return self.filter(status=LabellerVersion.Status.PROMOTED).values_list("pk", flat=True).first()
+
+
+class LabellerVersion(models.Model):
+    """One fit of the section model learnt from moderators' corrections: its parameters, what it learnt
+    from, how it scored on the held-out share of the corrections, and whether it labels stories.
+
+    At most one version is promoted at a time (a partial unique constraint); promoting one retires its
+    predecessor in the same transaction, and workers notice the change without a restart.
+    """
+
+    class Status(models.TextChoices):
+        PROMOTED = "promoted", "Promoted (labels stories)"
+        RETIRED = "retired", "Retired"
+        REFUSED = "refused", "Not promoted"
+
+    class Trigger(models.TextChoices):
+        CORRECTIONS = "corrections", "After new corrections"
+        NIGHTLY = "nightly", "Nightly"
+        MODERATOR = "moderator", "Asked for in admin"
+
+    number = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    data_as_of = models.DateTimeField(help_text="The corrections were read at this time.")
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.NIGHTLY)
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    refusal_reason = models.TextField(blank=True, help_text="Why this version was not promoted, or was retired.")
+    basis = models.CharField(
+        max_length=200, help_text="The encoder and section profiles it was fitted with; it is used with no other."
+    )
+    labelled_by = models.CharField(max_length=100, blank=True, help_text="What stories it labels record as labeller.")
+    parameters = models.BinaryField(
+        blank=True, editable=False, help_text="Fitted on every correction; empty when no section has enough."
+    )
+    trial_parameters = models.BinaryField(
+        blank=True, editable=False, help_text="Fitted without the held-out share, to compare versions fairly."
+    )
+    correction_count = models.PositiveIntegerField("corrections", default=0)
+    held_out_count = models.PositiveIntegerField("held out", default=0)
+    held_out_accuracy = models.FloatField(null=True, blank=True)
+    predecessor_accuracy = models.FloatField(
+        null=True, blank=True, help_text="What the version it was compared with scored on the same held-out share."
+    )
+    compared_with = models.CharField(max_length=100, blank=True)
+    section_stats = models.JSONField(
+        default=dict, blank=True, help_text="Per section: training examples, weight, held-out corrections and hits."
+    )
+    label_changes = models.JSONField(
+        default=list, blank=True, help_text="Recent stories whose section this version changes: [id, from, to]."
+    )
+    fit_seconds = models.FloatField(default=0)
+
+    objects = LabellerVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="promoted"), name="labellerversion_one_promoted"
+            ),
+            models.CheckConstraint(
+                condition=Q(promoted_at__isnull=False) | ~Q(status="promoted"),
+                name="labellerversion_promoted_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Labeller version {self.number}"
+
+
+class LabelReportQuerySet(models.QuerySet):
+    def open(self) -> "LabelReportQuerySet":
+        return self.filter(status=LabelReport.Status.OPEN)
+
+    def with_reader_counts(self) -> "LabelReportQuerySet":
+        """Each report with how many readers have an open report on the same story's labels."""
+        readers = (
+            LabelReport.objects.open()
+            .filter(story=models.OuterRef("story"))
+            .values("story")
+            .annotate(count=models.Count("pk"))
+            .values("count")
+        )
+        return self.annotate(readers=Coalesce(models.Subquery(readers), 0))
+
+
+class LabelReport(models.Model):
+    """A signed-in reader's report that a story's section or one of its tags is wrong.
+
+    Reports wait in the admin queue; only what a moderator confirms becomes a `LabelCorrection`.
+    """
+
+    class Kind(models.TextChoices):
+        SECTION = "section", "Wrong section"
+        TAG = "tag", "Wrong tag"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CONFIRMED = "confirmed", "Confirmed"
+        DISMISSED = "dismissed", "Dismissed"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="label_reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    tag = models.ForeignKey(
+        Tag, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The tag said to be wrong."
+    )
+    suggested_section = models.ForeignKey(Section, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    suggestion = models.CharField(max_length=200, blank=True, help_text="The reader's own words: a better tag, a note.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    correction = models.ForeignKey(
+        LabelCorrection, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"
+    )
+
+    objects = LabelReportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["story", "reporter"], name="labelreport_one_per_reader"),
+            models.CheckConstraint(
+                condition=Q(status="open", handled_at__isnull=True) | (~Q(status="open") & Q(handled_at__isnull=False)),
+                name="labelreport_handled_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on story {self.story_id}"
 
 
 from .images.models import ImageCandidate, StoryImage  # noqa: E402, F401

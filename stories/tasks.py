@@ -57,3 +57,23 @@ def choose_story_image_task(self, story_id: int) -> None:
     delay = retry_delay(record)
     if delay is not None and self.request.retries < self.max_retries:
         raise self.retry(countdown=delay)
+
+
+@shared_task
+def refit_labeller_task(trigger: str = "nightly") -> int | None:
+    """Refit the labeller on the corrections; a promoted version then looks for the labels it changes."""
+    from .labelling import learning
+
+    version = learning.refit_labeller(trigger=trigger)
+    if version is None:
+        return None
+    if version.status == version.Status.PROMOTED:
+        find_label_changes_task.delay_on_commit(version.pk)
+    return version.pk
+
+
+@shared_task
+def find_label_changes_task(version_id: int) -> int:
+    from .labelling import learning
+
+    return len(learning.find_label_changes(version_id=version_id))

@@ -1,12 +1,14 @@
-"""The reader's pages: the story list and the story page."""
+"""The reader's pages: the story list and the story page, and a signed-in reader's report of a wrong label."""
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
-from . import pagecache, viewcounts
+from . import pagecache, reports, viewcounts
 from .models import Section, Story
 from .selectors import StoryFilters, filter_labels, story_page_metadata
 
@@ -48,17 +50,41 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such story.")
     viewcounts.record_view(story_id=story.pk, reader=viewcounts.reader_key(request))
     filters = StoryFilters.from_query(request.GET)
-    response = render(
-        request,
-        "stories/story_detail.html",
-        {
-            "story": story,
-            "back_query": filters.querystring(include_page=True),
-            "meta": story_page_metadata(request, story),
-        },
-    )
+    context = {
+        "story": story,
+        "back_query": filters.querystring(include_page=True),
+        "meta": story_page_metadata(request, story),
+    }
+    if request.user.is_authenticated:
+        context["label_report"] = reports.report_form_context(story=story, reader=request.user)
+    response = render(request, "stories/story_detail.html", context)
     pagecache.store(request, response, story_id=story.pk)
     return response
+
+
+@login_required
+@require_POST
+def report_label(request: HttpRequest, slug: str) -> HttpResponse:
+    """A signed-in reader says the story's section or one of its tags is wrong."""
+    story = get_object_or_404(Story.objects.published().for_cards(), slug=slug)
+    form = reports.LabelReportForm(request.POST, story=story)
+    try:
+        if not form.is_valid():
+            reports.count_attempt(request.user)
+            raise reports.InvalidReport(form.first_error())
+        reports.report_label(story=story, reader=request.user, **form.cleaned_data)
+    except reports.LabelReportError as error:
+        context = {
+            "story": story,
+            "error": error.message,
+            "label_report": reports.report_form_context(story=story, reader=request.user),
+        }
+        response = render(request, "stories/label_report_page.html", context, status=error.status)
+        if error.retry_after:
+            response["Retry-After"] = str(error.retry_after)
+        return response
+    messages.success(request, "Thank you for the report. A moderator will look at this story's labels.")
+    return redirect(f"{story.get_absolute_url()}#label-report")
 
 
 @require_GET

@@ -2,15 +2,19 @@
 
 Stories and our section profiles are embedded with wordllama's token embeddings (mean of the token
 vectors; the weights and tokenizer are files inside the installed wheel, nothing is downloaded).
-A section's probability comes from one or more section models combined per section: today the
-zero-label prior built from our descriptions, examples and keywords; a model fitted on moderators'
-corrections can join it with a weight per section (see `combine_section_probabilities`).
+A section's probability comes from one or more section models combined per section: the zero-label
+prior built from our descriptions, examples and keywords, joined once moderators have corrected enough
+stories by the model fitted on their corrections (`CorrectionsSectionModel`, fitted in `learning`) with
+a weight per section (see `combine_section_probabilities`).
 """
 
+import copy
 import functools
 import hashlib
 import importlib.util
+import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from stories.labelling import keyphrases, regions, text
-from stories.labelling.base import Label, Labeller, LabellerUnavailable, StoryText
+from stories.labelling.base import Label, Labeller, LabellerUnavailable, LabellingError, StoryText
 from stories.labelling.sections import SECTION_PROFILES, SECTION_SLUGS, SectionProfile
 
 # The lead carries the topic; reading further costs time and adds little.
@@ -29,6 +33,9 @@ TITLE_WEIGHT = 0.3
 TEMPERATURE = 0.1
 WORDLLAMA_WEIGHTS = "l2_supercat_256.safetensors"
 WORDLLAMA_TOKENIZER = "l2_supercat_tokenizer_config.json"
+# The fitted model reads the prior's centred story vectors at this length: unit vectors would need
+# very large coefficients, which the regularisation forbids.
+CORRECTIONS_FEATURE_SCALE = 4.0
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -143,11 +150,96 @@ def combine_section_probabilities(models: Sequence[SectionModel], vectors: np.nd
     return combined / combined.sum(axis=-1, keepdims=True)
 
 
+class IncompatibleSectionModel(LabellingError):
+    """Stored parameters were fitted with another encoder or other sections than this labeller's."""
+
+
+def corrections_features(prior: PrototypeSectionModel, vectors: np.ndarray) -> np.ndarray:
+    """What the fitted model reads: story vectors centred like the prior's, at a fixed length."""
+    return _normalise(_normalise(vectors) - prior.centre) * CORRECTIONS_FEATURE_SCALE
+
+
+class CorrectionsSectionModel:
+    """The section model learnt from moderators' corrections (fitted by `learning.fit_section_model`).
+
+    A multinomial logistic regression on the story vectors whose logits start from the prior's
+    log-probabilities: it learns where our newsroom draws a section's line differently from the prior,
+    and with few corrections it stays close to the prior. It speaks only for sections with enough
+    corrections (`speaks`): only they have coefficients, so it never favours another section, though it
+    may move probability from the others to them (see `learning.section_weights`).
+    """
+
+    def __init__(
+        self,
+        *,
+        prior: PrototypeSectionModel,
+        coefficients: np.ndarray,
+        intercepts: np.ndarray,
+        section_weights: np.ndarray,
+        speaks: np.ndarray,
+        name: str = "corrections",
+    ) -> None:
+        self.prior = prior
+        self.coefficients = np.asarray(coefficients, dtype=np.float32)
+        self.intercepts = np.asarray(intercepts, dtype=np.float32)
+        self.section_weights = np.asarray(section_weights, dtype=np.float32)
+        self.speaks = np.asarray(speaks, dtype=bool)
+        self.name = name
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        prior_log = np.log(np.maximum(self.prior.probabilities(vectors), 1e-9))
+        return corrections_features(self.prior, vectors) @ self.coefficients + self.intercepts + prior_log
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        return _softmax(self.logits(vectors))
+
+    def weights(self) -> np.ndarray:
+        return self.section_weights
+
+    def to_bytes(self, *, basis: str) -> bytes:
+        """The parameters as stored in the database, with what they may be used with."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            coefficients=self.coefficients,
+            intercepts=self.intercepts,
+            section_weights=self.section_weights,
+            speaks=self.speaks,
+            sections=np.array(SECTION_SLUGS),
+            basis=np.array(basis),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, prior: PrototypeSectionModel, basis: str, name: str
+    ) -> "CorrectionsSectionModel":
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as stored:
+            if str(stored["basis"]) != basis or tuple(str(slug) for slug in stored["sections"]) != SECTION_SLUGS:
+                raise IncompatibleSectionModel(
+                    f"{name} was fitted with {stored['basis']} and cannot be used with {basis}; refit the labeller."
+                )
+            return cls(
+                prior=prior,
+                coefficients=stored["coefficients"],
+                intercepts=stored["intercepts"],
+                section_weights=stored["section_weights"],
+                speaks=stored["speaks"],
+                name=name,
+            )
+
+
 def _profiles_digest(profiles: Sequence[SectionProfile]) -> str:
     digest = hashlib.sha256()
     for profile in profiles:
         digest.update(repr(profile).encode())
     return digest.hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class _SectionState:
+    models: tuple[SectionModel, ...]
+    version: str
 
 
 class EmbeddedLabeller(Labeller):
@@ -159,12 +251,44 @@ class EmbeddedLabeller(Labeller):
     def __init__(self, *, encoder: StaticEncoder | None = None, section_models: Sequence[SectionModel] = ()) -> None:
         self.encoder = encoder or StaticEncoder()
         self.prior = PrototypeSectionModel(encoder=self.encoder)
-        self.section_models: tuple[SectionModel, ...] = (self.prior, *section_models)
-        model_names = "+".join(model.name for model in self.section_models)
-        self.version = f"{self.base_version}/{self.encoder.name}/{model_names}-{_profiles_digest(SECTION_PROFILES)}"
+        self._state = self._section_state(section_models)
         # Everything a label needs is loaded with the labeller, so the first story is as fast as the rest.
         regions.gazetteer()
         text.load_language_model()
+
+    @property
+    def basis(self) -> str:
+        """What a fitted section model depends on: this encoder and these section profiles."""
+        return f"{self.base_version}/{self.encoder.name}/{_profiles_digest(SECTION_PROFILES)}"
+
+    @property
+    def section_models(self) -> tuple[SectionModel, ...]:
+        return self._state.models
+
+    @property
+    def version(self) -> str:
+        return self._state.version
+
+    def _section_state(self, section_models: Sequence[SectionModel]) -> "_SectionState":
+        models = (self.prior, *section_models)
+        names = "+".join(model.name for model in models)
+        version = f"{self.base_version}/{self.encoder.name}/{names}-{_profiles_digest(SECTION_PROFILES)}"
+        return _SectionState(models=models, version=version)
+
+    def use_section_models(self, section_models: Sequence[SectionModel]) -> None:
+        """Label with the prior and these models from now on. The swap is one assignment, so a label
+        being computed on another thread keeps the models and version it started with."""
+        self._state = self._section_state(section_models)
+
+    def with_section_models(self, section_models: Sequence[SectionModel]) -> "EmbeddedLabeller":
+        """A labeller sharing this one's encoder and prior, with these models beside the prior."""
+        labeller = copy.copy(self)
+        labeller._state = self._section_state(section_models)
+        return labeller
+
+    def section_probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """Per story vector, the probability of each section in SECTION_SLUGS order."""
+        return combine_section_probabilities(self._state.models, vectors)
 
     def story_vectors(self, stories: Sequence[StoryText]) -> np.ndarray:
         """The vectors section models read: the headline's and the opening text's, weighted and combined."""
@@ -173,8 +297,9 @@ class EmbeddedLabeller(Labeller):
         return _normalise(TITLE_WEIGHT * titles + (1 - TITLE_WEIGHT) * bodies)
 
     def label(self, story: StoryText) -> Label:
+        state = self._state
         vector = self.story_vectors([story])
-        probabilities = combine_section_probabilities(self.section_models, vector)[0]
+        probabilities = combine_section_probabilities(state.models, vector)[0]
         best = int(probabilities.argmax())
         region, region_confidence = regions.guess_region(
             title=story.title, text=story.text, source_hint=story.source_region_hint
@@ -203,7 +328,7 @@ class EmbeddedLabeller(Labeller):
                 "dek": 0.9 if dek else 0.0,
             },
             labeller=self.name,
-            labeller_version=self.version,
+            labeller_version=state.version,
             section_scores={slug: round(float(p), 4) for slug, p in zip(SECTION_SLUGS, probabilities, strict=True)},
         )
 

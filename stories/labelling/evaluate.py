@@ -1,4 +1,5 @@
-"""Measure a labeller's sections against a labelled CSV (title,text,label): accuracy, macro-F1, confusion, speed.
+"""Measure a labeller's sections against a labelled CSV (title,text,label): accuracy, macro-F1, confusion, speed,
+and the learning curve: the same figures after the labeller learns from N simulated corrections per section.
 
 Each data set's labels map to our sections through one table in DATASET_MAPPINGS. The data sets
 are only ever read to measure: nothing derived from them is kept.
@@ -6,6 +7,7 @@ are only ever read to measure: nothing derived from them is kept.
 
 import csv
 import html
+import random
 import re
 import time
 from collections import Counter
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stories.labelling import learning
 from stories.labelling.base import Labeller, StoryText
+from stories.labelling.embedded import EmbeddedLabeller
 from stories.labelling.sections import SECTION_SLUGS
 
 NO_SECTION = "(none)"
@@ -183,4 +187,116 @@ def format_report(report: EvaluationReport) -> str:
     lines.append("".ljust(width) + "".join(column.rjust(width) for column in predicted_columns))
     for expected, row in report.confusion.items():
         lines.append(expected.ljust(width) + "".join(str(row[column]).rjust(width) for column in predicted_columns))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The labeller after learning from `per_section` corrections per section, averaged over the seeds."""
+
+    per_section: int
+    seeds: int
+    accuracy: float
+    closed_set_accuracy: float | None
+    macro_f1: float
+    stories_per_second: float
+    fit_seconds: float
+    # Share of the seeds whose version scored at least as well as the prior on its held-out corrections
+    # (as in the product, a version that did not is not used).
+    promoted: float | None
+
+
+def pool_without(stories: Sequence[LabelledStory], pool: Sequence[LabelledStory]) -> list[LabelledStory]:
+    """The pool less any story that is also among the evaluated ones."""
+    evaluated = {(story.title, story.text) for story in stories}
+    return [story for story in pool if (story.title, story.text) not in evaluated]
+
+
+def draw_corrections(pool: Sequence[LabelledStory], *, per_section: int, seed: int) -> list[learning.SectionExample]:
+    """`per_section` stories of each of the pool's sections, as corrections by as many different moderators."""
+    rng = random.Random(seed)
+    by_section: dict[str, list[int]] = {}
+    for index, story in enumerate(pool):
+        by_section.setdefault(story.expected, []).append(index)
+    chosen = sorted(
+        index
+        for section in sorted(by_section)
+        for index in rng.sample(by_section[section], min(per_section, len(by_section[section])))
+    )
+    return [
+        learning.SectionExample(
+            key=index + 1, title=pool[index].title, text=pool[index].text, section=pool[index].expected, moderator=index
+        )
+        for index in chosen
+    ]
+
+
+def learning_curve(
+    *,
+    labeller: EmbeddedLabeller,
+    stories: Sequence[LabelledStory],
+    pool: Sequence[LabelledStory],
+    per_section: Sequence[int],
+    seeds: int,
+    min_per_section: float,
+    max_moderator_share: float,
+    held_out_share: float,
+) -> list[CurvePoint]:
+    """For each N, draw N corrections per section from the pool, fit and promote as the product does, and
+    evaluate the result on `stories`. Pool stories that also appear in `stories` are never drawn."""
+    pool = pool_without(stories, pool)
+    points = []
+    for count in per_section:
+        runs = []
+        for seed in range(seeds if count else 1):
+            fit_seconds, promoted, models = 0.0, None, []
+            if count:
+                fit = learning.fit_from_examples(
+                    labeller=labeller,
+                    examples=draw_corrections(pool, per_section=count, seed=seed),
+                    min_per_section=min_per_section,
+                    max_moderator_share=max_moderator_share,
+                    held_out_share=held_out_share,
+                )
+                fit_seconds, promoted = fit.seconds, fit.held_out_hits >= fit.prior_hits
+                models = [fit.model] if promoted and fit.model is not None else []
+            report = evaluate(labeller=labeller.with_section_models(models), stories=stories)
+            runs.append((report, fit_seconds, promoted))
+        closed = [report.closed_set_accuracy for report, _, _ in runs]
+        points.append(
+            CurvePoint(
+                per_section=count,
+                seeds=len(runs),
+                accuracy=_mean(report.accuracy for report, _, _ in runs),
+                closed_set_accuracy=None if None in closed else _mean(closed),
+                macro_f1=_mean(report.macro_f1 for report, _, _ in runs),
+                stories_per_second=_mean(report.stories_per_second for report, _, _ in runs),
+                fit_seconds=_mean(seconds for _, seconds, _ in runs),
+                promoted=None if not count else _mean(float(promoted) for _, _, promoted in runs),
+            )
+        )
+    return points
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+def format_learning_curve(points: Sequence[CurvePoint]) -> str:
+    lines = [
+        "corrections/section  accuracy  closed-set  macro-F1  stories/s  fit s  promoted  seeds",
+    ]
+    for point in points:
+        closed = f"{point.closed_set_accuracy:.3f}" if point.closed_set_accuracy is not None else "-"
+        promoted = f"{point.promoted:.0%}" if point.promoted is not None else "-"
+        lines.append(
+            f"{point.per_section:>19}  {point.accuracy:>8.3f}  {closed:>10}  {point.macro_f1:>8.3f}  "
+            f"{point.stories_per_second:>9.1f}  {point.fit_seconds:>5.2f}  {promoted:>8}  {point.seeds:>5}"
+        )
+    lines += [
+        "",
+        "accuracy: among all our sections; closed-set: choosing only among the data set's sections;",
+        "promoted: seeds whose version beat the prior on its held-out corrections (the others label with the prior).",
+    ]
     return "\n".join(lines)

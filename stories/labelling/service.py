@@ -1,5 +1,6 @@
 """Labelling stories: which labeller answers (the configured one, then the fallbacks, ending with
 `embedded`), and storing its label on the story without overriding a moderator's correction.
+Recording a section correction counts towards the next refit of what the labeller learns (`learning`).
 """
 
 import dataclasses
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from stories.labelling import learning
 from stories.labelling.base import Label, Labeller, LabellerUnavailable, LabellingError, RegionGuess, StoryText
 from stories.labelling.embedded import embedded_labeller
 from stories.labelling.openai import OpenAILabeller
@@ -70,11 +72,13 @@ def label_story(*, story_id: int) -> Story | None:
     """Label one story and store the label; safe to run again (the same text gives the same label).
 
     Fields a moderator corrected keep the correction. A story whose source publishes after labelling
-    is published now. Returns None when the story no longer exists.
+    is published now. The embedded labeller first catches up with the promoted version of what it learnt
+    from corrections (see `learning.CurrentVersion`). Returns None when the story no longer exists.
     """
     story = Story.objects.select_related("source__region_hint__parent").filter(pk=story_id).first()
     if story is None:
         return None
+    learning.use_current_version()
     hint = story.source.region_hint
     label = label_story_text(
         title=story.title,
@@ -139,7 +143,8 @@ def label_snapshot(story: Story) -> dict:
 
 
 def record_corrections(*, story: Story, previous: dict, moderator) -> list[LabelCorrection]:
-    """Store a correction for each labelled field a moderator changed; it wins over later relabels."""
+    """Store a correction for each labelled field a moderator changed; it wins over later relabels.
+    Once the transaction commits, enough new section corrections queue a refit of the labeller."""
     current = label_snapshot(story)
     corrections = []
     for field_name, value in current.items():
@@ -155,6 +160,8 @@ def record_corrections(*, story: Story, previous: dict, moderator) -> list[Label
                 corrected_by=moderator,
             )
         )
+    if any(correction.field == LabelCorrection.Field.SECTION for correction in corrections):
+        transaction.on_commit(learning.refit_if_due)
     return corrections
 
 

@@ -157,3 +157,15 @@ def test_moderators_may_correct_labels(sections):
     assert user.has_perm("stories.change_labelcorrection")
     assert user.has_perm("stories.change_story")
     assert not Region.objects.filter(slug="spain").exists()
+
+
+def test_relabel_admin_action_queues_the_selected_stories(admin_client, django_capture_on_commit_callbacks):
+    story = StoryFactory()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            "/admin/stories/story/", {"action": "relabel", "_selected_action": [story.pk]}, follow=True
+        )
+
+    assert len(callbacks) == 1
+    assert "1 stories queued for labelling" in response.content.decode()
