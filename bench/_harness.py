@@ -477,3 +477,56 @@ def run_load(
         machine_busy=machine_after[0] - machine_before[0],
         machine_total=machine_after[1] - machine_before[1],
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A page and its ceiling measured in alternating rounds; `round_ratios` are page/ceiling per round."""
+
+    page: "LoadResult"
+    ceiling: "LoadResult"
+    round_ratios: tuple[float, ...]
+
+
+def compare_with_ceiling(
+    *,
+    port: int,
+    path: str,
+    ceiling_path: str,
+    rounds: int,
+    concurrency: int,
+    seconds: float,
+    warmup_seconds: float,
+    server_pids,
+    database_pids,
+    label: str,
+) -> Comparison:
+    """Measure `path` and `ceiling_path` on the same server in `rounds` rounds, alternating which goes
+    first so a trend in the background load favours neither, printing a line per measurement."""
+    results: dict[str, list[LoadResult]] = {"page": [], "ceiling": []}
+    for round_number in range(rounds):
+        order = [("page", path), ("ceiling", ceiling_path)]
+        for kind, target_path in order if round_number % 2 == 0 else order[::-1]:
+            result = run_load(
+                port=port,
+                path=target_path,
+                concurrency=concurrency,
+                seconds=seconds,
+                warmup_seconds=warmup_seconds if round_number == 0 else min(warmup_seconds, 0.5),
+                server_pids=server_pids,
+                database_pids=database_pids,
+            )
+            results[kind].append(result)
+            print(
+                f"  {label} {kind:<8} {result.per_second:8.1f} req/s  p50 {result.p50_ms:6.2f} ms"
+                f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  client CPU {result.client_cpu_share:4.0%}"
+                f"  CPU/req: workers {result.server_cpu_ms_per_request:5.2f} ms,"
+                f" PostgreSQL {result.database_cpu_ms_per_request:5.2f} ms"
+                f"  elsewhere {result.elsewhere_share:4.0%} of the machine's CPU",
+                flush=True,
+            )
+    ratios = tuple(
+        page.per_second / ceiling.per_second if ceiling.per_second else 0.0
+        for page, ceiling in zip(results["page"], results["ceiling"], strict=True)
+    )
+    return Comparison(page=combine(results["page"]), ceiling=combine(results["ceiling"]), round_ratios=ratios)

@@ -235,38 +235,25 @@ def measure_reads(
         if "fragment" in label and body.count(b'<li class="comment') < 20:
             raise SystemExit(f"{path}: the fragment shows too few comments; the seed did not take.")
         ceiling_path = f"/__bench__/ceiling/{len(body)}/"
-        results: dict[str, list[_harness.LoadResult]] = {"page": [], "ceiling": []}
-        for round_number in range(args.rounds):
-            order = [("page", path), ("ceiling", ceiling_path)]
-            for kind, target_path in order if round_number % 2 == 0 else order[::-1]:
-                result = _harness.run_load(
-                    port=server.port,
-                    path=target_path,
-                    concurrency=args.concurrency,
-                    seconds=args.seconds,
-                    warmup_seconds=args.warmup if round_number == 0 else 0.5,
-                    server_pids=server.worker_pids,
-                    database_pids=lambda: _harness.postgres_backend_pids(args.database_url),
-                )
-                results[kind].append(result)
-                print(
-                    f"  {label:<26} {kind:<8} {result.per_second:8.1f} req/s  p50 {result.p50_ms:6.2f} ms"
-                    f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}"
-                    f"  CPU/req: workers {result.server_cpu_ms_per_request:5.2f} ms,"
-                    f" PostgreSQL {result.database_cpu_ms_per_request:5.2f} ms",
-                    flush=True,
-                )
-        ratios = tuple(
-            p.per_second / c.per_second if c.per_second else 0.0
-            for p, c in zip(results["page"], results["ceiling"], strict=True)
+        comparison = _harness.compare_with_ceiling(
+            port=server.port,
+            path=path,
+            ceiling_path=ceiling_path,
+            rounds=args.rounds,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            warmup_seconds=args.warmup,
+            server_pids=server.worker_pids,
+            database_pids=lambda: _harness.postgres_backend_pids(args.database_url),
+            label=f"{label:<26}",
         )
         measurements.append(
             ReadMeasurement(
                 label=label,
                 path=path,
-                page=_harness.combine(results["page"]),
-                ceiling=_harness.combine(results["ceiling"]),
-                round_ratios=ratios,
+                page=comparison.page,
+                ceiling=comparison.ceiling,
+                round_ratios=comparison.round_ratios,
                 target=target,
             )
         )

@@ -259,41 +259,26 @@ def measure_configuration(
         status, _, body = _harness.http_get(server.port, ceiling_path)
         if status != 200 or len(body) != size:
             raise SystemExit(f"{ceiling_path} answered {status} with {len(body)} bytes, expected {size}")
-        results: dict[str, list[_harness.LoadResult]] = {"page": [], "ceiling": []}
-        for round_number in range(args.rounds):
-            # Alternate the order, so a trend in the background load favours neither side.
-            order = [("page", path), ("ceiling", ceiling_path)]
-            for kind, target_path in order if round_number % 2 == 0 else order[::-1]:
-                result = _harness.run_load(
-                    port=server.port,
-                    path=target_path,
-                    concurrency=args.concurrency,
-                    seconds=args.seconds,
-                    warmup_seconds=args.warmup if round_number == 0 else min(args.warmup, 0.5),
-                    server_pids=server.worker_pids,
-                    database_pids=lambda: _harness.postgres_backend_pids(args.database_url),
-                )
-                results[kind].append(result)
-                print(
-                    f"  {label:<15} {page:<6} {kind:<8} {result.per_second:8.1f} req/s  p50 {result.p50_ms:6.2f} ms"
-                    f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  client CPU {result.client_cpu_share:4.0%}"
-                    f"  CPU/req: workers {result.server_cpu_ms_per_request:5.2f} ms,"
-                    f" PostgreSQL {result.database_cpu_ms_per_request:5.2f} ms"
-                    f"  elsewhere {result.elsewhere_share:4.0%} of the machine's CPU",
-                    flush=True,
-                )
-        ratios = tuple(
-            p.per_second / c.per_second if c.per_second else 0.0
-            for p, c in zip(results["page"], results["ceiling"], strict=True)
+        comparison = _harness.compare_with_ceiling(
+            port=server.port,
+            path=path,
+            ceiling_path=ceiling_path,
+            rounds=args.rounds,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            warmup_seconds=args.warmup,
+            server_pids=server.worker_pids,
+            database_pids=lambda: _harness.postgres_backend_pids(args.database_url),
+            label=f"{label:<15} {page:<6}",
         )
         measurements.append(
             Measurement(
                 configuration=label,
                 page=page,
                 path=path,
-                page_result=_harness.combine(results["page"]),
-                ceiling_result=_harness.combine(results["ceiling"]),
-                round_ratios=ratios,
+                page_result=comparison.page,
+                ceiling_result=comparison.ceiling,
+                round_ratios=comparison.round_ratios,
                 target=TARGET_CACHED if cached else TARGET_UNCACHED,
             )
         )
