@@ -62,9 +62,9 @@ def enqueue_due_imports() -> int:
     # Push next_fetch_at ahead so the next beat does not queue the same sources again while
     # these imports wait in the queue; the import sets the real next time when it finishes.
     Source.objects.filter(pk__in=due_ids).update(next_fetch_at=now + timedelta(seconds=QUEUED_SECONDS))
-    for source_id in due_ids:
-        from stories.tasks import import_source_task
+    from stories.tasks import import_source_task
 
+    for source_id in due_ids:
         import_source_task.delay_on_commit(source_id)
     return len(due_ids)
 
@@ -142,7 +142,8 @@ def _run_import(source: Source, run: ImportRun) -> ImportRun:
     run.http_status = response.status
     source.etag = response.etag or ""
     source.last_modified = response.last_modified or ""
-    hint = schedule.caching_hint_minutes(dict(response.headers))
+    headers = dict(response.headers)
+    hint = schedule.caching_hint_minutes(headers)
     if response.not_modified:
         _succeed(source, run, ImportRun.Outcome.NOT_MODIFIED, hint)
         return run
@@ -153,7 +154,7 @@ def _run_import(source: Source, run: ImportRun) -> ImportRun:
         return run
 
     try:
-        feed = parse.parse_feed(content=response.body, url=response.url, headers=dict(response.headers))
+        feed = parse.parse_feed(content=response.body, url=response.url, headers=headers)
     except parse.FeedParseError as error:
         _fail(source, run, str(error))
         return run
@@ -230,7 +231,7 @@ def _items_per_day(source: Source) -> float:
     return round(Story.objects.filter(source=source, created_at__gte=since).count() / 7, 2)
 
 
-def entry_fields(entry: "parse.ParsedEntry", source: Source) -> dict:
+def entry_fields(entry: "parse.ParsedEntry") -> dict:
     """The story fields an entry gives, before labelling."""
     body = entry.content_html or entry.summary_html or ""
     summary_text = parse.text_of(entry.summary_html) if entry.content_html else ""
@@ -270,7 +271,7 @@ def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> 
         existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
         fresh = []
         for key, entry in keyed.items():
-            fields = entry_fields(entry, source)
+            fields = entry_fields(entry)
             entry_hash = _entry_hash(fields)
             story = existing.get(key)
             if story is None:
