@@ -1,7 +1,7 @@
 """Reads behind the reader's pages: list filters and the metadata a story page publishes."""
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -52,13 +52,8 @@ class StoryFilters:
         return urlencode([(name, getattr(self, name)) for name in names if getattr(self, name)])
 
     def without(self, name: str) -> str:
-        return urlencode(
-            [
-                (f.name, getattr(self, f.name))
-                for f in fields(self)
-                if f.name not in (name, "page") and getattr(self, f.name)
-            ]
-        )
+        """The query string of these filters with `name` removed (and back to the first page)."""
+        return replace(self, **{name: ""}).querystring()
 
 
 def filter_labels(filters: StoryFilters) -> list[dict[str, str]]:
