@@ -49,37 +49,29 @@ _ACTIONS = {
 # --- Reading ---------------------------------------------------------------------------------
 
 
+@pagecache.visitor_page
 @require_GET
 def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
-    cached = pagecache.lookup(request)
-    if cached is not None:
-        return pagecache.respond(cached)
     story = _published_story(slug)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
     response = render(request, part, _thread_context(request, story))
-    pagecache.store(request, response)
-    return response
+    return pagecache.cache_for_visitors(response)
 
 
+@pagecache.visitor_page
 @require_GET
 def thread_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The same thread as a page of its own, for readers without JavaScript."""
-    cached = pagecache.lookup(request)
-    if cached is not None:
-        return pagecache.respond(cached)
     story = _published_story(slug)
     response = render(request, "comments/thread_page.html", _thread_context(request, story))
-    pagecache.store(request, response)
-    return response
+    return pagecache.cache_for_visitors(response)
 
 
+@pagecache.visitor_page
 @require_GET
 def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
     """A comment's permalink: the comment and the replies under it. Also where deep threads continue."""
-    cached = pagecache.lookup(request)
-    if cached is not None:
-        return pagecache.respond(cached)
     comment = _comment_or_404(pk)
     viewer = selectors.viewer_for(request, comment.story, moderation.active_rules())
     rows = selectors.comment_thread(comment=comment, viewer=viewer)
@@ -87,8 +79,7 @@ def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This comment is not available.")
     context = {"story": comment.story, "comment": comment, "rows_html": rendering.rows(rows), "viewer": viewer}
     response = render(request, "comments/comment_page.html", context)
-    pagecache.store(request, response)
-    return response
+    return pagecache.cache_for_visitors(response)
 
 
 # --- Writing ---------------------------------------------------------------------------------

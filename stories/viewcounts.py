@@ -34,6 +34,7 @@ _redis_client: redis.Redis | None = None
 
 
 def redis_client() -> redis.Redis | None:
+    """The process's Redis client for view counts and cached pages; None without REDIS_URL."""
     global _redis_client
     if not settings.REDIS_URL:
         return None
@@ -45,27 +46,42 @@ def redis_client() -> redis.Redis | None:
 def reader_key(request: HttpRequest) -> str:
     """Who is reading, as a daily pseudonym: no address is stored in clear."""
     if request.user.is_authenticated:
-        identity = f"user:{request.user.pk}"
-    else:
-        identity = f"visitor:{request.META.get('REMOTE_ADDR', '')}:{request.META.get('HTTP_USER_AGENT', '')}"
+        return _daily_pseudonym(f"user:{request.user.pk}")
+    return visitor_key(request)
+
+
+def visitor_key(request: HttpRequest) -> str:
+    """A signed-out reader's daily pseudonym, from the address and browser (needs no session)."""
+    return _daily_pseudonym(f"visitor:{request.META.get('REMOTE_ADDR', '')}:{request.META.get('HTTP_USER_AGENT', '')}")
+
+
+def _daily_pseudonym(identity: str) -> str:
     material = f"{settings.VIEW_COUNT_SALT}:{date.today().isoformat()}:{identity}"
     return hashlib.blake2b(material.encode(), digest_size=12).hexdigest()
 
 
+def _seen_key(story_id: int, reader: str) -> str:
+    return f"newsreader:views:seen:{date.today().isoformat()}:{story_id}:{reader}"
+
+
 def record_view(*, story_id: int, reader: str) -> bool:
     """Count one view of the story unless this reader was counted today. True when counted."""
-    seen_key = f"newsreader:views:seen:{date.today().isoformat()}:{story_id}:{reader}"
     client = redis_client()
     if client is not None:
         try:
-            return bool(client.eval(_RECORD_VIEW, 2, seen_key, PENDING_KEY, _SEEN_SECONDS, story_id))
+            return bool(client.eval(_RECORD_VIEW, 2, _seen_key(story_id, reader), PENDING_KEY, _SEEN_SECONDS, story_id))
         except redis.RedisError:
             # A view count is not worth failing a page for; the reader still gets the story.
             return False
-    if not cache.add(seen_key, 1, _SEEN_SECONDS):
+    if not cache.add(_seen_key(story_id, reader), 1, _SEEN_SECONDS):
         return False
     Story.objects.filter(pk=story_id).update(view_count=F("view_count") + 1)
     return True
+
+
+def queue_view(pipeline: redis.client.Pipeline, *, story_id: int, reader: str) -> None:
+    """Add `record_view`'s work to a Redis pipeline, to share a round trip with other commands."""
+    pipeline.eval(_RECORD_VIEW, 2, _seen_key(story_id, reader), PENDING_KEY, _SEEN_SECONDS, story_id)
 
 
 def flush_pending_views() -> int:

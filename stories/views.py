@@ -13,12 +13,9 @@ from .models import Section, Story
 from .selectors import StoryFilters, filter_labels, story_page_metadata
 
 
+@pagecache.visitor_page
 @require_GET
 def story_list(request: HttpRequest) -> HttpResponse:
-    cached = pagecache.lookup(request)
-    if cached is not None:
-        return pagecache.respond(cached)
-
     filters = StoryFilters.from_query(request.GET)
     stories = filters.apply(Story.objects.published().one_per_coverage_group()).for_cards()
     page = Paginator(stories, settings.STORIES_PER_PAGE).get_page(request.GET.get("page"))
@@ -34,17 +31,12 @@ def story_list(request: HttpRequest) -> HttpResponse:
             "page_query": filters.querystring(),
         },
     )
-    pagecache.store(request, response)
-    return response
+    return pagecache.cache_for_visitors(response)
 
 
+@pagecache.visitor_page
 @require_GET
 def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    cached = pagecache.lookup(request)
-    if cached is not None:
-        viewcounts.record_view(story_id=cached.story_id, reader=viewcounts.reader_key(request))
-        return pagecache.respond(cached)
-
     story = Story.objects.published().for_cards().with_coverage().filter(slug=slug).first()
     if story is None:
         raise Http404("No such story.")
@@ -58,8 +50,7 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if request.user.is_authenticated:
         context["label_report"] = reports.report_form_context(story=story, reader=request.user)
     response = render(request, "stories/story_detail.html", context)
-    pagecache.store(request, response, story_id=story.pk)
-    return response
+    return pagecache.cache_for_visitors(response, story_id=story.pk)
 
 
 @login_required

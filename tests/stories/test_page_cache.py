@@ -1,0 +1,117 @@
+"""The visitor page cache: a hit is the page a visitor would have been rendered, headers included,
+served before sessions and views; signed-in readers and other pages never touch it; Redis going
+away turns it off instead of breaking pages."""
+
+import pytest
+import redis
+from django.test import Client
+
+from stories import pagecache, viewcounts, views
+from stories.models import Story
+from stories.tasks import flush_story_views
+from tests.factories import StoryFactory
+
+pytestmark = pytest.mark.django_db
+
+# Headers that belong to one response: a hit answers with its own.
+PER_RESPONSE = {"Date", "Content-Length", "X-Page-Cache", "Set-Cookie"}
+
+
+@pytest.fixture(autouse=True)
+def page_cache_on(settings):
+    settings.VISITOR_PAGE_CACHE_SECONDS = 60
+
+
+def visitor(address: str = "192.0.2.1") -> Client:
+    return Client(REMOTE_ADDR=address, HTTP_USER_AGENT="test browser")
+
+
+def test_a_hit_answers_with_the_rendered_page_and_its_headers(django_assert_num_queries):
+    story = StoryFactory()
+    rendered = visitor().get(story.get_absolute_url())
+
+    with django_assert_num_queries(0):  # the same reader: this view was counted already
+        hit = visitor().get(story.get_absolute_url())
+
+    assert hit["X-Page-Cache"] == "hit"
+    assert hit.content == rendered.content
+    assert int(hit["Content-Length"]) == len(rendered.content)
+    own_headers = {name: value for name, value in rendered.items() if name not in PER_RESPONSE}
+    assert {name: value for name, value in hit.items() if name not in PER_RESPONSE} == own_headers
+    assert hit["Content-Security-Policy"] and hit["X-Frame-Options"] == "DENY"
+
+
+def test_the_list_and_its_filters_are_kept_per_address():
+    StoryFactory(title="Tram lines reopen")
+
+    visitor().get("/")
+    visitor().get("/?q=tram")
+
+    assert visitor().get("/")["X-Page-Cache"] == "hit"
+    filtered = visitor().get("/?q=tram")
+    assert filtered["X-Page-Cache"] == "hit"
+    assert b"Tram lines reopen" in filtered.content
+    assert "X-Page-Cache" not in visitor().get("/?q=ferry")
+
+
+def test_a_visitor_with_a_session_cookie_is_rendered_a_fresh_page(client, reader):
+    story = StoryFactory()
+    visitor().get(story.get_absolute_url())
+    client.force_login(reader)
+    client.logout()  # a session cookie may outlive the sign-in
+
+    client.cookies["sessionid"] = "left-over"
+    response = client.get(story.get_absolute_url())
+
+    assert response.status_code == 200
+    assert "X-Page-Cache" not in response
+
+
+def test_pages_of_other_views_are_never_kept():
+    visitor().get("/accounts/login/")
+
+    assert "X-Page-Cache" not in visitor().get("/accounts/login/")
+
+
+def test_a_hit_counts_the_view_in_the_same_round_trip_once_the_page_is_known(redis_client):
+    story = StoryFactory()
+
+    visitor("192.0.2.1").get(story.get_absolute_url())  # rendered: counted by the view
+    visitor("192.0.2.2").get(story.get_absolute_url())  # first hit: the page's story is learnt
+    visitor("192.0.2.3").get(story.get_absolute_url())  # later hits: counted beside the lookup
+    visitor("192.0.2.3").get(story.get_absolute_url())  # the same reader again: not counted
+
+    flush_story_views()
+    assert Story.objects.get(pk=story.pk).view_count == 3
+
+
+@pytest.mark.parametrize("path", ["/", "story", "thread"])
+def test_redis_going_away_turns_the_cache_off_and_pages_still_render(redis_client, monkeypatch, path):
+    story = StoryFactory(title="Still here")
+    url = {"/": "/", "story": story.get_absolute_url(), "thread": f"/comments/{story.slug}/thread/"}[path]
+    visitor().get(url)
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    monkeypatch.setattr(viewcounts, "_redis_client", gone)
+
+    response = visitor().get(url)
+
+    assert response.status_code == 200
+    assert "X-Page-Cache" not in response
+    pagecache.bump_generation()  # a change while Redis is away is logged, not raised
+
+
+def test_a_change_while_the_page_renders_leaves_the_stored_copy_out_of_date(monkeypatch):
+    """The copy carries the generation read before rendering, not after."""
+    story = StoryFactory()
+    render = views.render
+
+    def render_while_a_comment_arrives(*args, **kwargs):
+        response = render(*args, **kwargs)
+        pagecache.bump_generation()
+        return response
+
+    monkeypatch.setattr(views, "render", render_while_a_comment_arrives)
+    visitor().get(story.get_absolute_url())
+    monkeypatch.setattr(views, "render", render)
+
+    assert "X-Page-Cache" not in visitor().get(story.get_absolute_url())
