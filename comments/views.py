@@ -55,8 +55,7 @@ def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
     story = _published_story(slug)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
-    response = render(request, part, _thread_context(request, story))
-    return pagecache.cache_for_visitors(response)
+    return render(request, part, _thread_context(request, story))
 
 
 @pagecache.visitor_page
@@ -64,8 +63,7 @@ def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
 def thread_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The same thread as a page of its own, for readers without JavaScript."""
     story = _published_story(slug)
-    response = render(request, "comments/thread_page.html", _thread_context(request, story))
-    return pagecache.cache_for_visitors(response)
+    return render(request, "comments/thread_page.html", _thread_context(request, story))
 
 
 @pagecache.visitor_page
@@ -78,8 +76,7 @@ def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
     if not rows:
         raise Http404("This comment is not available.")
     context = {"story": comment.story, "comment": comment, "rows_html": rendering.rows(rows), "viewer": viewer}
-    response = render(request, "comments/comment_page.html", context)
-    return pagecache.cache_for_visitors(response)
+    return render(request, "comments/comment_page.html", context)
 
 
 # --- Writing ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Whole rendered pages kept for visitors (signed-out readers), answered before most of the middleware.
 
-A view opts in with `cache_for_visitors(response)`. `VisitorPageCacheMiddleware` stores such a
-response on its way out, with the headers the middleware below it added, and answers the next
+A view opts in with the `visitor_page` decorator. `VisitorPageCacheMiddleware` stores its pages on
+their way out, with the headers the middleware below it added, and answers the next
 visitor's request for the same URL from the cache without running the session, authentication,
 CSRF or view code again. A visitor is a request without a session cookie: with no session nobody is
 signed in, and such a request cannot carry anything a page depends on besides its URL.
@@ -77,16 +77,10 @@ def visitor_page(view: Callable) -> Callable:
     return view
 
 
-def cache_for_visitors(response: HttpResponse, *, story_id: int | None = None) -> HttpResponse:
-    """Mark a page of a `visitor_page` view as the same for every visitor: the middleware keeps it when a
-    visitor asked for it."""
-    response.visitor_page = VisitorPage(story_id=story_id)
+def shows_story(response: HttpResponse, story_id: int) -> HttpResponse:
+    """Say which story a page shows, so that every hit on its cached copy counts a view of it."""
+    response.story_id = story_id
     return response
-
-
-@dataclass(frozen=True)
-class VisitorPage:
-    story_id: int | None
 
 
 def _is_visitor_read(request: HttpRequest) -> bool:
@@ -126,8 +120,7 @@ def _respond(page: CachedPage) -> HttpResponse:
 def _storable(request: HttpRequest, response: HttpResponse) -> bool:
     user = getattr(request, "user", None)
     return (
-        isinstance(getattr(response, "visitor_page", None), VisitorPage)
-        and response.status_code == 200
+        response.status_code == 200
         and not response.streaming
         and not response.cookies
         and not (user is not None and user.is_authenticated)
@@ -194,7 +187,7 @@ def _keep(key: str, page: CachedPage) -> None:
 
 
 class VisitorPageCacheMiddleware:
-    """Answers visitors from the page cache; keeps the pages views marked with `cache_for_visitors`.
+    """Answers visitors from the page cache; keeps the pages of views marked `visitor_page`.
 
     It sits below the security headers and above sessions: a hit skips the rest of the stack, and the
     headers the skipped middleware had added are replayed from the stored page. With Redis away,
@@ -217,5 +210,5 @@ class VisitorPageCacheMiddleware:
         response = self.get_response(request)
         if found.generation is not None and _storable(request, response):
             headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
-            _keep(key, CachedPage(found.generation, response.content, headers, response.visitor_page.story_id))
+            _keep(key, CachedPage(found.generation, response.content, headers, getattr(response, "story_id", None)))
         return response

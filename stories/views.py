@@ -19,7 +19,7 @@ def story_list(request: HttpRequest) -> HttpResponse:
     filters = StoryFilters.from_query(request.GET)
     stories = filters.apply(Story.objects.published().one_per_coverage_group()).for_cards()
     page = Paginator(stories, settings.STORIES_PER_PAGE).get_page(request.GET.get("page"))
-    response = render(
+    return render(
         request,
         "stories/story_list.html",
         {
@@ -31,7 +31,6 @@ def story_list(request: HttpRequest) -> HttpResponse:
             "page_query": filters.querystring(),
         },
     )
-    return pagecache.cache_for_visitors(response)
 
 
 @pagecache.visitor_page
@@ -50,7 +49,7 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if request.user.is_authenticated:
         context["label_report"] = reports.report_form_context(story=story, reader=request.user)
     response = render(request, "stories/story_detail.html", context)
-    return pagecache.cache_for_visitors(response, story_id=story.pk)
+    return pagecache.shows_story(response, story.pk)
 
 
 @login_required
