@@ -146,6 +146,9 @@ else:
         "store_processed": False,
         "visibility_timeout": _VISIBILITY_TIMEOUT,
     }
+# Queueing must not hang a request or a task while the broker is away: the database records what is
+# due, and the pipeline sweep queues it again once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -159,7 +162,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "flush-story-views": {"task": "stories.tasks.flush_story_views", "schedule": 60.0},
-    "enqueue-due-sources": {"task": "stories.tasks.enqueue_due_sources", "schedule": 60.0},
+    "sweep-pipeline": {"task": "stories.tasks.sweep_pipeline", "schedule": env.float("PIPELINE_SWEEP_SECONDS", 60.0)},
     "refit-labeller-nightly": {
         "task": "stories.tasks.refit_labeller_task",
         "schedule": crontab(hour=3, minute=30),
@@ -280,7 +283,7 @@ FETCH_USER_AGENT = env.str(
     "FETCH_USER_AGENT",
     default="Newsreader/0.1 (+https://github.com/newsreader/newsreader; self-hosted news reader)",
 )
-# Imports fetching from one host at the same time, across all workers (counted in the shared cache).
+# Imports fetching from one host at the same time, across all workers (leases in the database).
 IMPORT_MAX_PARALLEL_PER_HOST = env.int("IMPORT_MAX_PARALLEL_PER_HOST", default=2)
 # Hosts and networks (CIDR) that may be fetched although they are not public, e.g.
 # "127.0.0.1/32,feeds.internal" in development. Empty in production: only public addresses.
@@ -293,6 +296,17 @@ FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=15 * 1024 * 1024)
 FETCH_MAX_REDIRECTS = env.int("FETCH_MAX_REDIRECTS", default=5)
 # CA bundle for verifying HTTPS servers; empty means the bundled public CAs (certifi).
 FETCH_CA_BUNDLE = env.str("FETCH_CA_BUNDLE", default="")
+
+# --- The background pipeline (stories/pipeline.py) ----------------------------------------
+# An import's lease on its source and host slot lasts this long unrenewed (a worker alive renews it every
+# third of that); a killed worker's work is taken over once it lapses.
+PIPELINE_LEASE_SECONDS = env.int("PIPELINE_LEASE_SECONDS", default=int(FETCH_DEADLINE_SECONDS) + 60)
+# A queued step or import that has not finished this long after it was queued is queued again by the sweep.
+PIPELINE_RETRY_SECONDS = env.int("PIPELINE_RETRY_SECONDS", default=60)
+# Tries of one step before the story moves on without it (the reason is kept on the story).
+PIPELINE_MAX_ATTEMPTS = env.int("PIPELINE_MAX_ATTEMPTS", default=5)
+# Sources and stories the sweep queues at most per run.
+PIPELINE_SWEEP_BATCH = env.int("PIPELINE_SWEEP_BATCH", default=500)
 
 # --- Comments --------------------------------------------------------------------------------
 

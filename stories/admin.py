@@ -13,10 +13,11 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from . import pipeline
 from .images.admin import ImageCandidateInline, StoryImageInline, replace_or_remove_picture
 from .importing.opml import OPMLError, export_opml, import_opml
 from .labelling import learning
-from .labelling.service import enqueue_relabel, label_snapshot, record_corrections
+from .labelling.service import label_snapshot, record_corrections
 from .models import (
     ImportRun,
     LabelCorrection,
@@ -129,11 +130,9 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Import now", permissions=["change"])
     def import_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from .importing.service import enqueue_import
-
         count = 0
         for source in queryset:
-            enqueue_import(source=source)
+            pipeline.request_import(source=source)
             count += 1
         self.message_user(request, f"{count} sources queued for import; refresh in a minute.", messages.SUCCESS)
 
@@ -325,7 +324,7 @@ class StoryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Relabel selected stories", permissions=["change"])
     def relabel(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = enqueue_relabel(list(queryset.values_list("pk", flat=True)))
+        count = pipeline.relabel(list(queryset.values_list("pk", flat=True)))
         self.message_user(
             request, f"{count} stories queued for labelling; moderators' corrections are kept.", messages.SUCCESS
         )
@@ -569,7 +568,7 @@ class LabellerVersionAdmin(admin.ModelAdmin):
                 request, f"Version {version.number} does not label stories; nothing was queued.", messages.WARNING
             )
             return
-        count = enqueue_relabel([story_id for story_id, _, _ in version.label_changes])
+        count = pipeline.relabel([story_id for story_id, _, _ in version.label_changes])
         self.message_user(
             request,
             f"{count} stories queued for relabelling by version {version.number}; moderators' corrections are kept.",

@@ -1,5 +1,7 @@
 """Stories and what they are filed under: sources, sections, tags and regions."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -31,11 +33,20 @@ def unique_slug(model: type[models.Model], text: str, *, exclude_pk: int | None 
 
 class SourceQuerySet(models.QuerySet):
     def due(self, now=None) -> "SourceQuerySet":
-        """Active sources whose next fetch time has come and that no worker is importing."""
+        """Active sources whose next fetch time has come, that no worker is importing, and that were not
+        queued a moment ago (a queued import that never ran is due again after PIPELINE_RETRY_SECONDS)."""
         now = now or timezone.now()
-        return self.filter(is_active=True, next_fetch_at__lte=now).filter(
-            Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now)
+        queued_long_ago = now - timedelta(seconds=settings.PIPELINE_RETRY_SECONDS)
+        return (
+            self.filter(is_active=True, next_fetch_at__lte=now)
+            .filter(Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now))
+            .filter(Q(import_queued_at__isnull=True) | Q(import_queued_at__lt=queued_long_ago))
         )
+
+    def lease_lapsed(self, now=None) -> "SourceQuerySet":
+        """Sources no worker holds a live import lease on."""
+        now = now or timezone.now()
+        return self.filter(Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now))
 
 
 class Source(models.Model):
@@ -88,7 +99,16 @@ class Source(models.Model):
     next_fetch_at = models.DateTimeField(default=timezone.now, db_index=True)
     items_per_day = models.FloatField(default=0, editable=False)
     deactivated_reason = models.CharField(max_length=300, blank=True)
-    import_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    import_locked_until = models.DateTimeField(
+        "import lease until",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="A worker importing this source renews this lease while it works; a dead worker's lapses.",
+    )
+    import_queued_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="An import was asked for and has not run yet."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -104,6 +124,15 @@ class Source(models.Model):
         return f"{reverse('stories:list')}?source={self.slug}"
 
 
+class ImportRunQuerySet(models.QuerySet):
+    def running(self) -> "ImportRunQuerySet":
+        return self.filter(outcome=ImportRun.Outcome.RUNNING)
+
+    def interrupt(self, reason: str) -> int:
+        """Close runs whose worker stopped before finishing them, saying why."""
+        return self.running().update(outcome=ImportRun.Outcome.INTERRUPTED, finished_at=timezone.now(), error=reason)
+
+
 class ImportRun(models.Model):
     """One attempt to import a source: what happened, and how long it took."""
 
@@ -113,6 +142,7 @@ class ImportRun(models.Model):
         NOT_MODIFIED = "not_modified", "Not modified"
         UNCHANGED = "unchanged", "Unchanged (same content)"
         FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted (the worker stopped)"
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="import_runs")
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -125,9 +155,14 @@ class ImportRun(models.Model):
     rejected_count = models.PositiveIntegerField("rejected", default=0)
     error = models.TextField(blank=True)
 
+    objects = ImportRunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["source", "-started_at"], name="importrun_source_idx")]
+        indexes = [
+            models.Index(fields=["source", "-started_at"], name="importrun_source_idx"),
+            models.Index(fields=["outcome"], condition=Q(outcome="running"), name="importrun_running_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} at {self.started_at:%Y-%m-%d %H:%M}"
@@ -135,6 +170,22 @@ class ImportRun(models.Model):
     @property
     def duration(self):
         return self.finished_at - self.started_at if self.finished_at else None
+
+
+class HostSlot(models.Model):
+    """One of IMPORT_MAX_PARALLEL_PER_HOST slots for fetching feeds from a host, held as a lease: the worker
+    holding it renews it while it imports, and a dead worker's slot lapses within a lease."""
+
+    host = models.CharField(max_length=255)
+    number = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "number"], name="hostslot_unique_number_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.host} slot {self.number}"
 
 
 class Section(models.Model):
@@ -228,6 +279,17 @@ class StoryQuerySet(models.QuerySet):
     def from_source(self, slug: str) -> "StoryQuerySet":
         return self.filter(source__slug=slug)
 
+    def in_pipeline(self) -> "StoryQuerySet":
+        return self.exclude(pipeline_state=Story.PipelineState.ILLUSTRATED)
+
+    def resume_pipeline_after(self, state: str) -> int:
+        """Send these stories back through the pipeline from the step after `state` (relabel, re-illustrate)."""
+        return self.update(**Story.pipeline_fields_after(state))
+
+    def pipeline_overdue(self, now=None) -> "StoryQuerySet":
+        """Stories whose next step should have finished by now: its message was lost, or its worker died."""
+        return self.in_pipeline().filter(pipeline_due_at__lte=now or timezone.now())
+
     def refresh_search_vectors(self) -> int:
         """Recompute the full-text search vectors of these stories (PostgreSQL only)."""
         if connection.vendor != "postgresql":
@@ -265,6 +327,14 @@ class Story(models.Model):
         OPEN = "open", "Open"
         PREMODERATED = "premoderated", "Open, every comment pre-moderated"
         CLOSED = "closed", "Closed"
+
+    class PipelineState(models.TextChoices):
+        """The last background step the story finished; `stories.pipeline` knows what comes next."""
+
+        IMPORTED = "imported", "Imported"
+        FULL_TEXT = "full_text", "Full text extracted"
+        LABELLED = "labelled", "Labelled"
+        ILLUSTRATED = "illustrated", "Illustrated (done)"
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="stories")
     section = models.ForeignKey(Section, on_delete=models.SET_NULL, null=True, blank=True, related_name="stories")
@@ -309,6 +379,25 @@ class Story(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     comments_mode = models.CharField(max_length=12, choices=CommentsMode.choices, default=CommentsMode.OPEN)
 
+    # The background pipeline (stories/pipeline.py): the database says what is due, the queue only hints
+    pipeline_state = models.CharField(
+        max_length=12, choices=PipelineState.choices, default=PipelineState.ILLUSTRATED, editable=False
+    )
+    pipeline_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the sweep queues the next step again if it has not finished by then; empty when done.",
+    )
+    pipeline_started_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a worker took the step in hand; empty while waiting."
+    )
+    pipeline_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    pipeline_error = models.TextField(blank=True, editable=False)
+    pipeline_steps = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="When each step last started and finished."
+    )
+
     # Importing: the entry's identity within its source, and what it looked like last time
     entry_key = models.CharField(max_length=64, blank=True, editable=False)
     guid = models.CharField("GUID", max_length=2000, blank=True, editable=False)
@@ -332,7 +421,13 @@ class Story(models.Model):
     class Meta:
         ordering = ["-published_at", "-pk"]
         verbose_name_plural = "stories"
-        indexes = [models.Index(fields=["status", "-published_at"], name="story_status_published_idx")]
+        indexes = [
+            models.Index(fields=["status", "-published_at"], name="story_status_published_idx"),
+            # The sweep's scan: only stories still in the pipeline are in this index.
+            models.Index(
+                fields=["pipeline_due_at"], condition=~Q(pipeline_state="illustrated"), name="story_pipeline_due_idx"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "entry_key"], condition=~Q(entry_key=""), name="story_unique_entry_per_source"
@@ -358,6 +453,18 @@ class Story(models.Model):
         self.body_text = html_to_text(self.body_html)
         words = len(self.body_text.split()) + len(self.dek.split())
         self.reading_minutes = max(1, round(words / WORDS_PER_MINUTE))
+
+    @staticmethod
+    def pipeline_fields_after(state: str) -> dict:
+        """The pipeline fields of a story that just finished `state`: its next step is due, and the sweep
+        queues it again if it has not finished within PIPELINE_RETRY_SECONDS."""
+        return {
+            "pipeline_state": state,
+            "pipeline_due_at": timezone.now() + timedelta(seconds=settings.PIPELINE_RETRY_SECONDS),
+            "pipeline_started_at": None,
+            "pipeline_attempts": 0,
+            "pipeline_error": "",
+        }
 
     @property
     def is_visible(self) -> bool:

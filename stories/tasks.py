@@ -1,9 +1,10 @@
 """Celery tasks of the stories app: thin callers of the services."""
 
+import dataclasses
+
 from celery import shared_task
 
-from . import viewcounts
-from .importing import service
+from . import pipeline, viewcounts
 
 
 @shared_task
@@ -12,51 +13,19 @@ def flush_story_views() -> int:
 
 
 @shared_task
-def enqueue_due_sources() -> int:
-    return service.enqueue_due_imports()
-
-
-@shared_task(
-    autoretry_for=(service.TransientImportError,),
-    retry_backoff=30,
-    retry_backoff_max=15 * 60,
-    retry_jitter=True,
-    max_retries=3,
-)
-def import_source_task(source_id: int) -> int | None:
-    run = service.import_source(source_id=source_id)
-    return run.pk if run else None
-
-
-@shared_task(
-    autoretry_for=(service.TransientImportError,),
-    retry_backoff=30,
-    retry_jitter=True,
-    max_retries=3,
-)
-def extract_full_text_task(story_id: int) -> None:
-    service.extract_full_text(story_id=story_id)
-    label_story_task.delay(story_id)
+def sweep_pipeline() -> dict:
+    return dataclasses.asdict(pipeline.sweep())
 
 
 @shared_task
-def label_story_task(story_id: int) -> None:
-    """Label the story, then find its picture: the picture search uses the labels."""
-    from .labelling.service import label_story
-
-    if label_story(story_id=story_id) is not None:
-        choose_story_image_task.delay_on_commit(story_id)
+def import_source_task(source_id: int) -> int | None:
+    run = pipeline.import_source(source_id=source_id)
+    return run.pk if run else None
 
 
-@shared_task(bind=True, max_retries=3)
-def choose_story_image_task(self, story_id: int) -> None:
-    """Give a labelled story its picture; when the provider was rate-limited or down, try again later."""
-    from .images.service import choose_story_image, retry_delay
-
-    record = choose_story_image(story_id=story_id)
-    delay = retry_delay(record)
-    if delay is not None and self.request.retries < self.max_retries:
-        raise self.retry(countdown=delay)
+@shared_task
+def advance_story_task(story_id: int) -> str | None:
+    return pipeline.advance_story(story_id=story_id)
 
 
 @shared_task

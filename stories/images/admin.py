@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from stories import pipeline
 from stories.models import Story
 
 from . import service
@@ -146,9 +147,7 @@ class StoryImageAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{found} new candidates found.", messages.SUCCESS)
             elif action == "release":
                 service.release_story_image(story=story)
-                from stories.tasks import choose_story_image_task
-
-                choose_story_image_task.delay_on_commit(story.pk)
+                pipeline.resume_after(Story.PipelineState.LABELLED, [story.pk])
                 self.message_user(request, "The pipeline will choose this story's picture again.", messages.SUCCESS)
             else:
                 self.message_user(request, "Choose what to do with the picture.", messages.WARNING)

@@ -60,3 +60,15 @@ def next_fetch_delay(
     if retry_after_seconds:
         delay = max(delay, timedelta(seconds=retry_after_seconds))
     return delay
+
+
+TRANSIENT_RETRIES = 3
+TRANSIENT_RETRY_BASE = timedelta(seconds=30)
+
+
+def transient_retry_delay(consecutive_errors: int) -> timedelta | None:
+    """A short wait after network trouble that may pass (30 s, 1 min, 2 min), or None once that has
+    failed TRANSIENT_RETRIES times in a row and the usual backoff takes over."""
+    if not 0 < consecutive_errors <= TRANSIENT_RETRIES:
+        return None
+    return TRANSIENT_RETRY_BASE * 2 ** (consecutive_errors - 1)

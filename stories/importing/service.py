@@ -11,27 +11,30 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from stories import leases
 from stories.images.service import remember_source_image, remember_source_images
-from stories.models import ImportRun, Source, Story, StoryRevision, Tag
+from stories.models import HostSlot, ImportRun, Source, Story, StoryRevision, Tag
 
 from . import dedupe, fetch, parse, schedule
 
 logger = logging.getLogger(__name__)
 
 RUNS_KEPT_PER_SOURCE = 100
-QUEUED_SECONDS = 20 * 60
+INTERRUPTED_REASON = (
+    "The worker stopped before this import finished (it was killed or lost), so its lease lapsed; "
+    "the source was imported again."
+)
 NEAR_DUPLICATE_WINDOW = timedelta(days=3)
 STORY_TRACKED_FIELDS = ("title", "dek", "body_html")
 
 
 class TransientImportError(Exception):
-    """A network failure worth retrying soon; the run and the source already record it."""
+    """A network failure worth retrying soon (extracting a story's full text)."""
 
 
 def is_transient(error: fetch.FetchError) -> bool:
@@ -48,76 +51,76 @@ class EntryCounts:
     rejected: int = 0
 
 
-def enqueue_import(*, source: Source) -> None:
-    """Queue an import of `source` once the current transaction commits."""
-    from stories.tasks import import_source_task
-
-    import_source_task.delay_on_commit(source.pk)
-
-
-def enqueue_due_imports() -> int:
-    """Queue every source whose time has come; beat calls this every minute."""
+def _acquire(source_id: int, *, only_if_queued: bool) -> bool:
+    """Take the source's import lease, and close the runs of a worker that died holding an earlier one.
+    With `only_if_queued`, a source nobody asked to import (a duplicate or late message) is left alone."""
     now = timezone.now()
-    due_ids = list(Source.objects.due(now).values_list("pk", flat=True)[:500])
-    # Push next_fetch_at ahead so the next beat does not queue the same sources again while
-    # these imports wait in the queue; the import sets the real next time when it finishes.
-    Source.objects.filter(pk__in=due_ids).update(next_fetch_at=now + timedelta(seconds=QUEUED_SECONDS))
-    from stories.tasks import import_source_task
-
-    for source_id in due_ids:
-        import_source_task.delay_on_commit(source_id)
-    return len(due_ids)
-
-
-def _acquire(source_id: int) -> bool:
-    """Take the source's import lock. It lapses with the task time limit: past that, the worker
-    that held it was killed, and the broker redelivers the task to another."""
-    now = timezone.now()
-    return bool(
-        Source.objects.filter(pk=source_id)
-        .filter(Q(import_locked_until__isnull=True) | Q(import_locked_until__lt=now))
-        .update(import_locked_until=now + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
-    )
+    sources = Source.objects.filter(pk=source_id).lease_lapsed(now)
+    if only_if_queued:
+        sources = sources.filter(import_queued_at__isnull=False)
+    if not sources.update(import_locked_until=now + timedelta(seconds=leases.lease_seconds()), import_queued_at=None):
+        return False
+    ImportRun.objects.filter(source_id=source_id).interrupt(INTERRUPTED_REASON)
+    return True
 
 
 def _release(source_id: int) -> None:
     Source.objects.filter(pk=source_id).update(import_locked_until=None)
 
 
+def _renew(source_id: int, slot: HostSlot) -> None:
+    until = timezone.now() + timedelta(seconds=leases.lease_seconds())
+    Source.objects.filter(pk=source_id).update(import_locked_until=until)
+    HostSlot.objects.filter(pk=slot.pk, holder=slot.holder).update(lease_until=until)
+
+
 @contextmanager
-def host_slot(url: str) -> Iterator[bool]:
-    """One of IMPORT_MAX_PARALLEL_PER_HOST slots for fetching from `url`'s host, held in the shared
-    cache; yields False when every slot is taken, so no publisher gets more parallel requests."""
-    host = urlsplit(url).hostname or ""
+def host_slot(url: str) -> Iterator[HostSlot | None]:
+    """One of IMPORT_MAX_PARALLEL_PER_HOST slots for fetching from `url`'s host, held as a lease in the
+    database; yields None when every slot is taken, so no publisher gets more parallel requests."""
+    host = (urlsplit(url).hostname or "")[:255]
+    numbers = range(settings.IMPORT_MAX_PARALLEL_PER_HOST)
+    HostSlot.objects.bulk_create([HostSlot(host=host, number=number) for number in numbers], ignore_conflicts=True)
     token = uuid.uuid4().hex
-    for number in range(settings.IMPORT_MAX_PARALLEL_PER_HOST):
-        key = f"newsreader:host-slot:{host}:{number}"
-        if cache.add(key, token, timeout=settings.CELERY_TASK_TIME_LIMIT):
+    now = timezone.now()
+    for number in numbers:
+        taken = (
+            HostSlot.objects.filter(host=host, number=number)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(holder=token, lease_until=now + timedelta(seconds=leases.lease_seconds()))
+        )
+        if taken:
+            slot = HostSlot.objects.get(host=host, number=number)
             try:
-                yield True
+                yield slot
             finally:
-                if cache.get(key) == token:
-                    cache.delete(key)
+                HostSlot.objects.filter(pk=slot.pk, holder=token).update(holder="", lease_until=None)
             return
-    yield False
+    yield None
 
 
-def import_source(*, source_id: int) -> ImportRun | None:
-    """Import one source now. Returns the run, or None when another worker holds its lock or its
-    host has as many imports running as it may (then it is tried again in a minute or two)."""
-    if not _acquire(source_id):
-        logger.info("Source %s is already being imported; skipping.", source_id)
+def import_source(*, source_id: int, only_if_queued: bool = False) -> ImportRun | None:
+    """Import one source now. Returns the run, or None when another worker holds its lease, its host has
+    as many imports running as it may (then it is due again in a minute or two), or, with
+    `only_if_queued`, nobody asked for it (it was imported since it was queued)."""
+    if not _acquire(source_id, only_if_queued=only_if_queued):
+        logger.info("Source %s is being imported or was not asked for; skipping.", source_id)
         return None
     try:
         source = Source.objects.get(pk=source_id)
-        with host_slot(source.feed_url) as got_slot:
-            if not got_slot:
+        with host_slot(source.feed_url) as slot:
+            if slot is None:
                 logger.info("Host of %s is busy with other imports; trying again shortly.", source)
                 delay = timedelta(seconds=random.uniform(60, 120))
                 Source.objects.filter(pk=source_id).update(next_fetch_at=timezone.now() + delay)
                 return None
             run = ImportRun.objects.create(source=source)
-            return _run_import(source, run)
+            with leases.kept_alive(lambda: _renew(source_id, slot)):
+                try:
+                    return _run_import(source, run)
+                except BaseException as error:
+                    ImportRun.objects.filter(pk=run.pk).interrupt(f"The import stopped with an error: {error!r}")
+                    raise
     finally:
         _release(source_id)
 
@@ -134,9 +137,7 @@ def _run_import(source: Source, run: ImportRun) -> ImportRun:
         _fail(source, run, str(error), retry_after=error.retry_after)
         return run
     except fetch.FetchError as error:
-        _fail(source, run, str(error))
-        if is_transient(error):
-            raise TransientImportError(str(error)) from error
+        _fail(source, run, str(error), transient=is_transient(error))
         return run
 
     run.http_status = response.status
@@ -167,7 +168,7 @@ def _run_import(source: Source, run: ImportRun) -> ImportRun:
     run.unchanged_count, run.rejected_count = counts.unchanged, counts.rejected
     source.items_per_day = _items_per_day(source)
     _succeed(source, run, ImportRun.Outcome.IMPORTED, hint)
-    _after_import(source=source, new_ids=counts.new, changed_ids=counts.updated)
+    group_near_duplicates(story_ids=counts.new)
     return run
 
 
@@ -185,16 +186,22 @@ def _succeed(source: Source, run: ImportRun, outcome: str, hint_minutes: int) ->
     _finish(source, run, outcome)
 
 
-def _fail(source: Source, run: ImportRun, message: str, *, retry_after: int | None = None) -> None:
+def _fail(
+    source: Source, run: ImportRun, message: str, *, retry_after: int | None = None, transient: bool = False
+) -> None:
     logger.warning("Import of %s failed: %s", source, message)
     source.last_status = run.http_status
     source.consecutive_errors += 1
     source.last_error = message
-    source.next_fetch_at = timezone.now() + schedule.next_fetch_delay(
-        interval_minutes=source.fetch_interval_minutes,
-        min_interval_minutes=source.min_interval_minutes,
-        consecutive_errors=source.consecutive_errors,
-        retry_after_seconds=retry_after,
+    delay = schedule.transient_retry_delay(source.consecutive_errors) if transient else None
+    source.next_fetch_at = timezone.now() + (
+        delay
+        or schedule.next_fetch_delay(
+            interval_minutes=source.fetch_interval_minutes,
+            min_interval_minutes=source.min_interval_minutes,
+            consecutive_errors=source.consecutive_errors,
+            retry_after_seconds=retry_after,
+        )
     )
     run.error = message
     _finish(source, run, ImportRun.Outcome.FAILED)
@@ -304,6 +311,7 @@ def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", 
             status=status,
             slug=slugs[key],
             **fields,
+            **Story.pipeline_fields_after(Story.PipelineState.IMPORTED),
         )
         story.clean_text()
         story.similarity_signature = dedupe.story_signature(f"{story.title} {story.dek} {story.body_text}")
@@ -345,6 +353,8 @@ def _update_story(story: Story, fields: dict, entry_hash: str) -> None:
         for name, value in fields.items():
             setattr(story, name, value)
         story.entry_hash = entry_hash
+        for name, value in Story.pipeline_fields_after(Story.PipelineState.IMPORTED).items():
+            setattr(story, name, value)
         story.save()
 
 
@@ -370,20 +380,6 @@ def _attach_tag_hints(categories_by_story: dict[int, Iterable[str]]) -> None:
         ],
         ignore_conflicts=True,
     )
-
-
-def _after_import(*, source: Source, new_ids: list[int], changed_ids: list[int]) -> None:
-    """Group near-duplicates, then hand new and changed stories on to extraction and labelling."""
-    group_near_duplicates(story_ids=new_ids)
-    from stories.tasks import extract_full_text_task, label_story_task
-
-    for story_id in new_ids:
-        if source.full_text:
-            extract_full_text_task.delay_on_commit(story_id)
-        else:
-            label_story_task.delay_on_commit(story_id)
-    for story_id in changed_ids:
-        label_story_task.delay_on_commit(story_id)
 
 
 def group_near_duplicates(*, story_ids: list[int]) -> int:

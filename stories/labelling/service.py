@@ -163,12 +163,3 @@ def record_corrections(*, story: Story, previous: dict, moderator) -> list[Label
     if any(correction.field == LabelCorrection.Field.SECTION for correction in corrections):
         transaction.on_commit(learning.refit_if_due)
     return corrections
-
-
-def enqueue_relabel(story_ids: Sequence[int]) -> int:
-    """Queue labelling of these stories once the current transaction commits."""
-    from stories.tasks import label_story_task
-
-    for story_id in story_ids:
-        label_story_task.delay_on_commit(story_id)
-    return len(story_ids)

@@ -437,12 +437,15 @@ def test_deleting_a_story_deletes_its_stored_pictures(pexels, media, story, djan
     assert media() == []
 
 
-def test_task_gives_the_story_its_picture(pexels, media, story):
-    from stories.tasks import choose_story_image_task
+def test_the_pipeline_step_after_labelling_gives_the_story_its_picture(pexels, media, story):
+    from stories.tasks import advance_story_task
 
     pexels.add_photo(1)
+    Story.objects.filter(pk=story.pk).resume_pipeline_after(Story.PipelineState.LABELLED)
 
-    choose_story_image_task.apply(args=[story.pk]).get()
+    advance_story_task.apply(args=[story.pk]).get()
 
     story.refresh_from_db()
     assert story.image_provider == "Pexels"
+    assert story.pipeline_state == Story.PipelineState.ILLUSTRATED
+    assert story.pipeline_due_at is None

@@ -6,6 +6,7 @@ from email.utils import format_datetime
 import pytest
 from django.utils import timezone
 
+from stories import pipeline
 from stories.importing import service
 from stories.models import ImportRun, Source, Story
 from tests.factories import SourceFactory, StoryFactory
@@ -272,14 +273,14 @@ def test_full_text_replaces_a_short_feed_summary(http_server, feed_source):
     assert "Sentence 29 of the full article" in story.body_html
 
 
-def test_beat_queues_due_sources_once(feed_source, django_capture_on_commit_callbacks):
+def test_the_sweep_queues_due_sources_once(feed_source, django_capture_on_commit_callbacks):
     SourceFactory(next_fetch_at=timezone.now() + timedelta(hours=1))
     SourceFactory(is_active=False)
     Source.objects.filter(pk=feed_source.pk).update(next_fetch_at=timezone.now() - timedelta(minutes=1))
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert service.enqueue_due_imports() == 1
-        assert service.enqueue_due_imports() == 0
+        assert pipeline.sweep().sources_queued == 1
+        assert pipeline.sweep().sources_queued == 0
 
     assert len(callbacks) == 1
 

@@ -19,6 +19,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from stories import pipeline
 from stories.labelling import learning
 from stories.labelling.base import StoryText
 from stories.labelling.embedded import EmbeddedLabeller, embedded_labeller
@@ -27,7 +28,7 @@ from stories.labelling.learning import SectionExample, fit_from_examples, modera
 from stories.labelling.sections import SECTION_SLUGS
 from stories.labelling.service import label_story, record_corrections
 from stories.models import LabelCorrection, LabellerVersion, Story
-from stories.tasks import label_story_task, refit_labeller_task
+from stories.tasks import refit_labeller_task
 from tests.conftest import require
 from tests.factories import SectionFactory, StoryFactory, UserFactory
 from tests.stories.test_labelling_embedded import CLEAR_STORIES
@@ -255,7 +256,7 @@ class WorkerProcess:
 
 
 def labelled_by_the_worker(story: Story, *, seconds: float) -> Story:
-    label_story_task.delay(story.pk)
+    pipeline.relabel([story.pk])
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         story.refresh_from_db()

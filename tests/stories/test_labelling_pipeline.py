@@ -6,7 +6,6 @@ from django.core.management import call_command
 
 from stories.labelling.service import label_story
 from stories.models import LabelCorrection, Region, Source, Story
-from stories.tasks import label_story_task
 from tests.factories import RegionFactory, SectionFactory, SourceFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,12 +43,12 @@ def test_labelling_sets_section_region_tags_language_and_the_ai_label(sections):
     assert set(story.label_confidence) >= {"section", "region"}
 
 
-def test_the_task_is_idempotent(sections):
+def test_labelling_twice_gives_the_same_label(sections):
     story = StoryFactory(title="Home side lifts the cup in Madrid", body_html=SPORT_TEXT)
 
-    label_story_task(story.pk)
+    label_story(story_id=story.pk)
     first = Story.objects.get(pk=story.pk)
-    label_story_task(story.pk)
+    label_story(story_id=story.pk)
     second = Story.objects.get(pk=story.pk)
 
     assert (first.section_id, first.region_id, first.dek) == (second.section_id, second.region_id, second.dek)
