@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,9 @@ from _harness import HOST, free_port, recreate_postgres_database  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/newsreader_bench_faults")
 DEADLINE_SECONDS = 600
+# Publishers: the feeds are spread over this many hosts (127.0.0.10, .11, …), as on a real site, so the
+# per-host limit on parallel imports shapes the run as it would in production.
+HOSTS = 10
 FEED_DELAY_SECONDS = 0.5
 
 
@@ -54,9 +58,10 @@ def feed(source: int, entries: int) -> bytes:
 
 
 class FeedServer:
-    """Feeds /feed-N.xml on a loopback port, each answered after a short delay so kills land mid-import."""
+    """Feeds /feed-N.xml on a loopback address, each answered after a short delay so kills land mid-import."""
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, address: str, entries: int) -> None:
+        self.address = address
         self.requests = 0
         server = self
 
@@ -76,7 +81,7 @@ class FeedServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((HOST, 0), Handler)
+        self.httpd = ThreadingHTTPServer((address, 0), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -119,6 +124,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20)
     parser.add_argument("--fast", action="store_true", help="leases, retries and sweeps of a few seconds")
     options = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the worker, beat and Redis on the way out
     redis_server = shutil.which("redis-server")
     if not redis_server:
         raise SystemExit("bench/faults.py needs redis-server on PATH (Debian: apt-get install redis-server).")
@@ -134,7 +140,7 @@ def main() -> None:
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": redis_url,
         "NEWSREADER_VAR_DIR": str(work / "var"),
-        "FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "WARNING",
         "IMPORT_MAX_PARALLEL_PER_HOST": "2",
     }
@@ -150,7 +156,7 @@ def main() -> None:
     beat = Process(
         [*celery, "beat", "--loglevel", "WARNING", "-s", str(work / "beat-schedule")], env=env, log=work / "beat.log"
     )
-    feeds = FeedServer(options.entries)
+    servers = [FeedServer(f"127.0.0.{10 + n}", options.entries) for n in range(HOSTS)]
     try:
         redis_process.start()
         wait_for_redis(redis_port)
@@ -162,32 +168,34 @@ def main() -> None:
         from stories import pipeline
         from stories.models import ImportRun, Source, Story
 
-        sources = [
-            Source.objects.create(
-                name=f"Feed {n}", slug=f"feed-{n}", feed_url=f"http://{HOST}:{feeds.port}/feed-{n}.xml"
-            )
-            for n in range(options.sources)
-        ]
+        sources = []
+        for n in range(options.sources):
+            server = servers[n % HOSTS]
+            feed_url = f"http://{server.address}:{server.port}/feed-{n}.xml"
+            sources.append(Source.objects.create(name=f"Feed {n}", slug=f"feed-{n}", feed_url=feed_url))
         worker.start()
         beat.start()
         for source in sources:
             pipeline.request_import(source=source)
         started = time.monotonic()
 
+        def fetches() -> int:
+            return sum(server.requests for server in servers)
+
         def wait_for_fetches(count: int) -> None:
-            while feeds.requests < count and time.monotonic() - started < DEADLINE_SECONDS:
+            while fetches() < count and time.monotonic() - started < DEADLINE_SECONDS:
                 time.sleep(0.1)
 
         wait_for_fetches(3)
         worker.kill()
         print(f"{time.monotonic() - started:6.1f} s  worker killed (SIGKILL) mid-import")
         worker.start()
-        wait_for_fetches(feeds.requests + 4)
+        wait_for_fetches(fetches() + 4)
         redis_process.kill()
         redis_process.start()
         wait_for_redis(redis_port)
         print(f"{time.monotonic() - started:6.1f} s  Redis restarted without persistence (its queue is lost)")
-        wait_for_fetches(feeds.requests + 4)
+        wait_for_fetches(fetches() + 4)
         worker.kill()
         print(f"{time.monotonic() - started:6.1f} s  worker killed (SIGKILL) mid-import")
         worker.start()
@@ -218,7 +226,8 @@ def main() -> None:
         worker.kill()
         beat.kill()
         redis_process.kill()
-        feeds.httpd.shutdown()
+        for server in servers:
+            server.httpd.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
 

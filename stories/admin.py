@@ -278,12 +278,32 @@ class StoryAdmin(admin.ModelAdmin):
         "view_count",
         "comment_count",
     ]
-    list_filter = ["status", "section", "source", "ai_labelled", "ai_generated", "comments_mode", "published_at"]
+    list_filter = [
+        "status",
+        "section",
+        "source",
+        "ai_labelled",
+        "ai_generated",
+        "pipeline_state",
+        "comments_mode",
+        "published_at",
+    ]
     list_select_related = ["source", "section", "region__parent"]
     search_fields = ["title", "slug", "source__name", "original_url"]
     autocomplete_fields = ["source", "section", "region", "tags"]
     date_hierarchy = "published_at"
-    readonly_fields = ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]
+    readonly_fields = [
+        "view_count",
+        "comment_count",
+        "reading_minutes",
+        "created_at",
+        "updated_at",
+        "pipeline_state",
+        "pipeline_due_at",
+        "pipeline_attempts",
+        "pipeline_error",
+        "pipeline_steps",
+    ]
     actions = ["publish", "hide", "close_comments", "open_comments", "relabel", replace_or_remove_picture]
     fieldsets = [
         (None, {"fields": ["title", "slug", "dek", "body_html", "source", "original_url", "author", "published_at"]}),
@@ -305,6 +325,19 @@ class StoryAdmin(admin.ModelAdmin):
         ),
         ("Publishing", {"fields": ["status", "comments_mode"]}),
         ("Figures", {"fields": ["view_count", "comment_count", "reading_minutes", "created_at", "updated_at"]}),
+        (
+            "Background pipeline",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "pipeline_state",
+                    "pipeline_due_at",
+                    "pipeline_attempts",
+                    "pipeline_error",
+                    "pipeline_steps",
+                ],
+            },
+        ),
     ]
     prepopulated_fields = {"slug": ["title"]}
     inlines = [StoryRevisionInline, StoryImageInline, ImageCandidateInline]

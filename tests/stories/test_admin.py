@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from stories.models import Source
+from stories.models import Source, Story
 from tests.factories import SourceFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +55,20 @@ def test_import_now_queues_the_selected_sources(admin_client, django_capture_on_
 
     assert len(callbacks) == 1
     assert "1 sources queued for import" in response.content.decode()
+    source.refresh_from_db()
+    assert source.import_queued_at is not None
+
+
+def test_story_admin_shows_where_the_story_is_in_the_pipeline(admin_client):
+    story = StoryFactory()
+    Story.objects.filter(pk=story.pk).resume_pipeline_after(Story.PipelineState.LABELLED)
+    Story.objects.filter(pk=story.pk).update(pipeline_error="The picture step failed: provider answered 503")
+
+    html = admin_client.get(f"/admin/stories/story/{story.pk}/change/").content.decode()
+
+    assert "Background pipeline" in html
+    assert "provider answered 503" in html
+    assert "Labelled" in html
 
 
 def test_source_admin_shows_health(admin_client):
