@@ -1,10 +1,6 @@
 """Email on a reply: queued after the commit, sent by the worker, once, with a one-click unsubscribe."""
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from comments.models import Comment, Commenter
 from newsreader.celery import app as celery_app
 from tests.conftest import require
 from tests.factories import CommentFactory, StoryFactory, UserFactory
+from tests.processes import CeleryProcess
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -159,11 +156,6 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_mails_the_reply(rules, tmp_path):
@@ -172,18 +164,9 @@ def test_a_real_worker_mails_the_reply(rules, tmp_path):
     parent_author, replier = UserFactory(username="ana"), UserFactory(username="bea")
     parent = CommentFactory(story=StoryFactory(title="Night ferries"), author=parent_author)
     outbox = tmp_path / "mail"
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "EMAIL_URL": f"filemail:///{outbox}",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "newsreader", "worker", "--pool", "solo", "--loglevel", "WARNING"]
-    command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-    worker = subprocess.Popen(
-        command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    worker = CeleryProcess(
+        "worker", log=tmp_path / "worker.log", environment={"EMAIL_URL": f"filemail:///{outbox}"}
+    ).start()
     try:
         reply = services.comment_create(story=parent.story, author=replier, body="Worth the wait.", parent=parent)
         deadline = time.monotonic() + 60
@@ -191,8 +174,7 @@ def test_a_real_worker_mails_the_reply(rules, tmp_path):
             time.sleep(0.5)
         sent = "".join(path.read_text() for path in outbox.glob("*.log"))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=20)
+        worker.stop()
 
     assert f"To: {parent_author.email}" in sent
     assert "Worth the wait." in sent

@@ -3,17 +3,11 @@
 import copy
 import csv
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -31,6 +25,7 @@ from stories.models import LabelCorrection, LabellerVersion, Story
 from stories.tasks import refit_labeller_task
 from tests.conftest import require
 from tests.factories import SectionFactory, StoryFactory, UserFactory
+from tests.processes import CeleryProcess
 from tests.stories.test_labelling_embedded import CLEAR_STORIES
 
 pytestmark = pytest.mark.django_db
@@ -221,40 +216,6 @@ def test_workers_pick_up_a_new_version_without_restart(
         worker_b.refresh()
 
 
-class WorkerProcess:
-    """A `celery worker` of this project on the test database, asking for the promoted version at every story."""
-
-    def __init__(self) -> None:
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DEBUG": "true",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "REDIS_URL": django_settings.REDIS_URL,
-            "LABELLER": "embedded",
-            "LABELLER_VERSION_CHECK_SECONDS": "0",
-        }
-        command = [sys.executable, "-m", "celery", "-A", "newsreader", "worker", "--pool", "solo", "--loglevel", "INFO"]
-        command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-        self.process = subprocess.Popen(
-            command,
-            cwd=Path(__file__).resolve().parents[2],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
 def labelled_by_the_worker(story: Story, *, seconds: float) -> Story:
     pipeline.relabel([story.pk])
     deadline = time.monotonic() + seconds
@@ -269,12 +230,13 @@ def labelled_by_the_worker(story: Story, *, seconds: float) -> Story:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_running_worker_process_labels_with_a_new_version_without_a_restart(
-    sections, moderators, learning_settings, redis_client
+    sections, moderators, learning_settings, redis_client, tmp_path
 ):
     require(connection.vendor == "postgresql", "worker tests need PostgreSQL (set DATABASE_URL)")
     redis_client.flushdb()
     correct_matches_to("culture", sections, moderators, count=10)
-    worker = WorkerProcess()
+    environment = {"LABELLER": "embedded", "LABELLER_VERSION_CHECK_SECONDS": "0"}
+    worker = CeleryProcess("worker", log=tmp_path / "worker.log", environment=environment).start()
     try:
         before = labelled_by_the_worker(match_story_in_db(100, sections["sport"]), seconds=90)
         assert before.section.slug == "sport" and "corrections" not in before.labeller
@@ -282,7 +244,7 @@ def test_a_running_worker_process_labels_with_a_new_version_without_a_restart(
         version = learning.refit_labeller(trigger="corrections")
 
         after = labelled_by_the_worker(match_story_in_db(101, sections["sport"]), seconds=60)
-        assert worker.process.poll() is None  # the same process, never restarted
+        assert worker.running  # the same process, never restarted
     finally:
         worker.stop()
     assert after.labeller == version.labelled_by
