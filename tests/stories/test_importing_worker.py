@@ -168,3 +168,24 @@ def test_the_sweep_finishes_stories_whose_queued_steps_were_lost(processes, http
     waiting_for_labels.refresh_from_db()
     assert waiting_for_labels.ai_labelled
     assert Story.objects.get(pk=waiting_for_a_picture.pk).image_record.state != "pending"
+
+
+def test_a_worker_stopped_for_a_deploy_finishes_the_import_in_hand(processes, http_server):
+    fetched = []
+
+    def slow_feed(request):
+        fetched.append(time.monotonic())
+        return Reply(body=feed_bytes(), headers={"Content-Type": "application/rss+xml"}, delay=2)
+
+    http_server.route("/feed.xml", slow_feed)
+    source = SourceFactory(feed_url=http_server.url("/feed.xml"))
+    worker = processes["worker"].start()
+    pipeline.request_import(source=source)
+    wait_for(lambda: fetched, seconds=60, what="the import to start", processes=processes)
+
+    worker.stop()  # SIGTERM while the feed is still downloading
+
+    assert not worker.running
+    run = ImportRun.objects.get(source=source)
+    assert run.outcome == ImportRun.Outcome.IMPORTED
+    assert Story.objects.filter(source=source).count() == ENTRIES
