@@ -160,9 +160,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat runs the pipeline sweep (stories/pipeline.py), which queues any work the queue lost.
+PIPELINE_SWEEP_SECONDS = env.float("PIPELINE_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "flush-story-views": {"task": "stories.tasks.flush_story_views", "schedule": 60.0},
-    "sweep-pipeline": {"task": "stories.tasks.sweep_pipeline", "schedule": env.float("PIPELINE_SWEEP_SECONDS", 60.0)},
+    "sweep-pipeline": {"task": "stories.tasks.sweep_pipeline", "schedule": PIPELINE_SWEEP_SECONDS},
     "refit-labeller-nightly": {
         "task": "stories.tasks.refit_labeller_task",
         "schedule": crontab(hour=3, minute=30),

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path
 
+from stories.admin import system_status_view
 from stories.sitemaps import sitemaps
 from stories.views import robots_txt
 
@@ -14,6 +15,7 @@ admin.site.site_header = f"{settings.SITE_NAME} administration"
 admin.site.site_title = settings.SITE_NAME
 
 urlpatterns = [
+    path("admin/status/", admin.site.admin_view(system_status_view), name="admin_system_status"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("comments/", include("comments.urls")),

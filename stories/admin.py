@@ -13,7 +13,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from . import pipeline
+from . import pipeline, status
 from .images.admin import ImageCandidateInline, StoryImageInline, replace_or_remove_picture
 from .importing.opml import OPMLError, export_opml, import_opml
 from .labelling import learning
@@ -630,3 +630,9 @@ class LabellerVersionAdmin(admin.ModelAdmin):
                 request, "Refit queued: the new version appears here in a minute, promoted or not.", messages.SUCCESS
             )
         return redirect("admin:stories_labellerversion_changelist")
+
+
+def system_status_view(request: HttpRequest) -> HttpResponse:
+    """Staff's view of the whole system: workers, beat, the queue, the pipeline's backlog, failing sources."""
+    context = {**admin.site.each_context(request), "title": "System status", "status": status.system_status()}
+    return render(request, "admin/system_status.html", context)

@@ -188,6 +188,25 @@ class HostSlot(models.Model):
         return f"{self.host} slot {self.number}"
 
 
+class Heartbeat(models.Model):
+    """The last sign of life of a Celery worker or of beat, for the admin's system status."""
+
+    class Kind(models.TextChoices):
+        WORKER = "worker", "Worker"
+        BEAT = "beat", "Beat"
+
+    name = models.CharField(max_length=200, unique=True, help_text="The worker's host name, or 'beat'.")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    seen_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name}"
+
+
 class Section(models.Model):
     """A top-level heading of the site (Technology, Sport…), mapped to an IPTC Media Topic."""
 

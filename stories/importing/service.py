@@ -101,7 +101,7 @@ def host_slot(url: str) -> Iterator[HostSlot | None]:
 
 def import_source(*, source_id: int, only_if_queued: bool = False) -> ImportRun | None:
     """Import one source now. Returns the run, or None when another worker holds its lease, its host has
-    as many imports running as it may (then it is due again in a minute or two), or, with
+    as many imports running as it may (then it is due again in one to two PIPELINE_RETRY_SECONDS), or, with
     `only_if_queued`, nobody asked for it (it was imported since it was queued)."""
     if not _acquire(source_id, only_if_queued=only_if_queued):
         logger.info("Source %s is being imported or was not asked for; skipping.", source_id)
@@ -111,7 +111,8 @@ def import_source(*, source_id: int, only_if_queued: bool = False) -> ImportRun 
         with host_slot(source.feed_url) as slot:
             if slot is None:
                 logger.info("Host of %s is busy with other imports; trying again shortly.", source)
-                delay = timedelta(seconds=random.uniform(60, 120))
+                retry = settings.PIPELINE_RETRY_SECONDS
+                delay = timedelta(seconds=random.uniform(retry, 2 * retry))
                 Source.objects.filter(pk=source_id).update(next_fetch_at=timezone.now() + delay)
                 return None
             run = ImportRun.objects.create(source=source)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from stories import pipeline
-from stories.models import ImportRun, Source, Story
+from stories.models import Heartbeat, ImportRun, Source, Story
 from tests.conftest import require
 from tests.factories import SourceFactory, StoryFactory
 from tests.httpserver import Reply
@@ -89,6 +89,7 @@ def test_worker_imports_a_source_asked_for_in_the_admin_and_takes_its_stories_th
     assert story.pipeline_state == Story.PipelineState.ILLUSTRATED
     assert set(story.pipeline_steps) == {"label", "image"}
     assert story.pipeline_steps["label"]["outcome"] == "done"
+    assert Heartbeat.objects.filter(kind=Heartbeat.Kind.WORKER, started_at__isnull=False).exists()
 
 
 def test_a_worker_killed_mid_import_twice_loses_nothing_and_duplicates_nothing(processes, http_server):
@@ -128,6 +129,9 @@ def test_a_worker_killed_mid_import_twice_loses_nothing_and_duplicates_nothing(p
     # Within a lease and a sweep of the fault, plus the imports and labelling themselves.
     assert recovered_in < 60, recovered_in
     assert beat.running
+    assert Heartbeat.objects.filter(
+        kind=Heartbeat.Kind.BEAT, seen_at__gte=timezone.now() - timedelta(seconds=10)
+    ).exists()
 
 
 def test_the_sweep_finishes_stories_whose_queued_steps_were_lost(processes, http_server, redis_client):
