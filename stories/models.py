@@ -15,6 +15,9 @@ from django.utils.text import slugify
 from newsreader.sanitize import html_to_text, sanitize_html
 
 WORDS_PER_MINUTE = 230
+# Longest story body, in characters of HTML before sanitising: a very long article, and a bound on the
+# sanitiser's time (over a second per 100,000 characters) and on the size of a story page.
+STORY_BODY_MAX_CHARS = 200_000
 
 
 def unique_slug(model: type[models.Model], text: str, *, exclude_pk: int | None = None, max_length: int = 200) -> str:
@@ -467,8 +470,9 @@ class Story(models.Model):
         return reverse("stories:detail", kwargs={"slug": self.slug})
 
     def clean_text(self) -> None:
-        """Sanitise the body and derive its plain text and reading time (also for bulk creation)."""
-        self.body_html = sanitize_html(self.body_html)
+        """Cut the body to STORY_BODY_MAX_CHARS, sanitise it and derive its plain text and reading time (also
+        for bulk creation). Every body passes here: imported, extracted, written by a labeller or an editor."""
+        self.body_html = sanitize_html(self.body_html[:STORY_BODY_MAX_CHARS])
         self.body_text = html_to_text(self.body_html)
         words = len(self.body_text.split()) + len(self.dek.split())
         self.reading_minutes = max(1, round(words / WORDS_PER_MINUTE))

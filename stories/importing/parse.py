@@ -1,10 +1,12 @@
 """Reading fetched feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed) into plain entries, safely.
 
 Nothing here touches the network or the disk: feedparser gets the bytes we fetched, never a URL
-or a path, and entity declarations in a feed are cut down before any parser expands them.
+or a path, and entity declarations in a feed are cut down before any parser expands them. What a feed
+may expand to is bounded before parsing starts, and each entry's text is bounded after.
 """
 
 import calendar
+import dataclasses
 import html
 import html.entities
 import io
@@ -29,6 +31,14 @@ from newsreader.sanitize import html_to_text
 
 FUTURE_DATE_TOLERANCE = timedelta(minutes=15)
 MAX_ENTITY_VALUE_LENGTH = 32
+# Entity declarations kept (the first ones): counting the references to each is a pass over the feed.
+MAX_ENTITY_DECLARATIONS = 64
+# Characters of text a feed may expand to: its own length plus what its entity references add. A feed that
+# would expand further is refused before any parser builds the text; an honest feed within FETCH_MAX_BYTES
+# (15 MiB by default) never comes near it.
+MAX_FEED_TEXT_CHARS = 20_000_000
+# Characters of title, summary and content one entry keeps, together; the rest is cut and the cut noted.
+MAX_ENTRY_TEXT_CHARS = 1_000_000
 MIN_SAFE_EXPAT_VERSION = (2, 4, 1)
 JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "http://jsonfeed.org/version/1")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -103,6 +113,11 @@ def parse_feed(
     headers = {name.lower(): value for name, value in (headers or {}).items()}
     if not content or not content.strip():
         raise FeedParseError("The response is empty, not a feed")
+    if len(content) > MAX_FEED_TEXT_CHARS:
+        raise FeedParseError(
+            f"The feed is {len(content):,} bytes, more than the {MAX_FEED_TEXT_CHARS:,} characters of text "
+            "a feed may hold; refused"
+        )
     if _looks_like_json(content, headers.get("content-type", "")):
         return _parse_json_feed(content, url=url, now=now)
     return _parse_xml_feed(content, url=url, headers=headers, now=now)
@@ -111,6 +126,32 @@ def parse_feed(
 def text_of(html_fragment: str) -> str:
     """Plain text of an entry's HTML, for summaries and search."""
     return html_to_text(html_fragment)
+
+
+def _entries_within_limit(entries: list[ParsedEntry]) -> tuple[list[ParsedEntry], str]:
+    """The entries with title, summary and content cut to MAX_ENTRY_TEXT_CHARS together (in that order,
+    so an honest entry loses the end of its content), and a note saying how many were cut.
+
+    A cut may fall inside a tag or an entity; the sanitiser every body goes through drops or escapes it."""
+    kept: list[ParsedEntry] = []
+    cut = 0
+    for entry in entries:
+        if len(entry.title) + len(entry.summary_html) + len(entry.content_html) <= MAX_ENTRY_TEXT_CHARS:
+            kept.append(entry)
+            continue
+        title = entry.title[:MAX_ENTRY_TEXT_CHARS]
+        summary_html = entry.summary_html[: MAX_ENTRY_TEXT_CHARS - len(title)]
+        content_html = entry.content_html[: MAX_ENTRY_TEXT_CHARS - len(title) - len(summary_html)]
+        kept.append(dataclasses.replace(entry, title=title, summary_html=summary_html, content_html=content_html))
+        cut += 1
+    if not cut:
+        return kept, ""
+    counted = "1 entry was" if cut == 1 else f"{cut} entries were"
+    return kept, f"{counted} longer than {MAX_ENTRY_TEXT_CHARS:,} characters of text and cut to that length"
+
+
+def _join_problems(*problems: str) -> str:
+    return "; ".join(problem for problem in problems if problem)
 
 
 # XML feeds -------------------------------------------------------------------------------------
@@ -131,15 +172,16 @@ def _parse_xml_feed(content: bytes, *, url: str, headers: dict[str, str], now: d
             raise FeedParseError(f"The feed is broken and no stories could be read from it: {problem}")
     channel = result.get("feed") or {}
     feed_link = _web_url(channel.get("link", ""), base=url)
+    parsed_entries, cut_note = _entries_within_limit([_xml_entry(entry, feed_url=url, now=now) for entry in entries])
     return ParsedFeed(
         title=_plain_text(channel.get("title", ""), channel.get("title_detail")),
         link=feed_link,
         language=(channel.get("language") or "").strip()[:16],
         ttl_minutes=_positive_int(channel.get("ttl")),
         format=result.get("version") or "unknown",
-        entries=[_xml_entry(entry, feed_url=url, now=now) for entry in entries],
+        entries=parsed_entries,
         bozo=bool(result.get("bozo")),
-        problem=problem,
+        problem=_join_problems(problem, cut_note),
     )
 
 
@@ -340,15 +382,17 @@ def _parse_json_feed(content: bytes, *, url: str, now: datetime) -> ParsedFeed:
         raise FeedParseError("The JSON Feed has no list of items")
     base = _web_url(_string(document.get("feed_url")), base=url) or url
     feed_authors = _json_authors(document)
+    entries, cut_note = _entries_within_limit(
+        [_json_entry(item, base=base, feed_authors=feed_authors, now=now) for item in items if isinstance(item, dict)]
+    )
     return ParsedFeed(
         title=_plain_text(_string(document.get("title"))),
         link=_web_url(_string(document.get("home_page_url")), base=base),
         language=_string(document.get("language"))[:16],
         ttl_minutes=None,
         format="json" + str(document["version"]).rsplit("/", 1)[-1].replace(".", ""),
-        entries=[
-            _json_entry(item, base=base, feed_authors=feed_authors, now=now) for item in items if isinstance(item, dict)
-        ],
+        entries=entries,
+        problem=cut_note,
     )
 
 
@@ -459,23 +503,85 @@ def _categories(names) -> tuple[str, ...]:
 # Hardening and teaching feedparser ---------------------------------------------------------------
 
 _original_replace_doctype = feedparser.api.replace_doctype
-_REPLACED_DOCTYPE_START = b"<!DOCTYPE feed [\n<!ENTITY"
+_UTF8_BOM = b"\xef\xbb\xbf"
+# What may come before a DOCTYPE: white space, the XML declaration and other processing instructions, comments.
+_PROLOG_MISC = re.compile(rb"[ \t\r\n]+|<\?.*?\?>|<!--.*?-->", re.S)
+# A DOCTYPE up to its internal subset's "[" (or its closing ">"); quoted literals may hold either.
+_DOCTYPE_BEFORE_SUBSET = re.compile(rb"""<!DOCTYPE(?:[^\[>"']++|"[^"]*+"|'[^']*+')*+""")
+_SUBSET_END = re.compile(rb"\]\s*>")
+# feedparser's own idea of a safe declaration: a literal without references, or a single character reference.
+_SAFE_ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+(\w+)\s+"(&#\w+;|[^&"]*)"\s*>')
 
 
 def _replace_doctype_with_short_entities(data: bytes) -> tuple[str | None, bytes, dict[str, str]]:
-    """feedparser keeps a feed's simple entity declarations and its lenient parser expands them with no
-    limit, so one long entity used many times blows up quadratically. Keep only short ones."""
-    version, data, entities = _original_replace_doctype(data)
-    if not entities:
-        return version, data, entities
-    kept = {name: value for name, value in entities.items() if len(value) <= MAX_ENTITY_VALUE_LENGTH}
-    start = data.find(_REPLACED_DOCTYPE_START)
-    if len(kept) != len(entities) and start >= 0:
-        end = data.find(b">\n]>", start) + len(b">\n]>")
-        declarations = "".join(f'<!ENTITY {name} "{value}">\n' for name, value in kept.items())
-        doctype = f"<!DOCTYPE feed [\n{declarations}]>".encode() if kept else b""
-        data = data[:start] + doctype + data[end:]
-    return version, data, kept
+    """feedparser keeps a feed's simple entity declarations, and its parsers expand them with no limit; a
+    DOCTYPE that does not start a line it leaves to expat as written (entities of any length, parameter
+    entities, default attributes). So the parsers get a DOCTYPE of ours: the feed's short, literal entity
+    declarations and nothing else, and a feed whose references to them would expand it past
+    MAX_FEED_TEXT_CHARS is refused here, before either parser builds any text.
+
+    Runs inside feedparser.parse on the UTF-8 bytes both of its parsers read; FeedParseError passes through."""
+    version, data, _ = _original_replace_doctype(data)
+    doctype = _internal_subset(data)
+    if doctype is None:
+        return version, data, {}
+    subset_start, end = doctype
+    declared: dict[bytes, bytes] = {}
+    for name, value in _SAFE_ENTITY_DECLARATION.findall(data[subset_start:end]):
+        if len(value.decode("utf-8", "replace")) <= MAX_ENTITY_VALUE_LENGTH and len(declared) < MAX_ENTITY_DECLARATIONS:
+            declared.setdefault(name, value)
+    declarations = b"".join(b'<!ENTITY %s "%s">' % (name, value) for name, value in declared.items())
+    # As many line breaks as the subset had, so that expat's line numbers still point into the feed.
+    line_breaks = b"\n" * data.count(b"\n", subset_start, end)
+    subset = b"[" + declarations + line_breaks + b"]" if declared else line_breaks
+    data = data[:subset_start] + subset + b">" + data[end:]
+    _refuse_runaway_expansion(data, entities=declared)
+    return version, data, {name.decode(): value.decode("utf-8", "replace") for name, value in declared.items()}
+
+
+def _internal_subset(data: bytes) -> tuple[int, int] | None:
+    """Where the internal subset ("[...]") of the feed's DOCTYPE starts and where the DOCTYPE ends, read the
+    way expat reads a prolog; None when there is none. Should the subset hold a quoted "]>", the rest of it
+    is left behind the DOCTYPE we write, where expat rejects it as it would any stray markup."""
+    position = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    while misc := _PROLOG_MISC.match(data, position):
+        position = misc.end()
+    header = _DOCTYPE_BEFORE_SUBSET.match(data, position)
+    if header is None or data[header.end() : header.end() + 1] != b"[":
+        return None
+    closing = _SUBSET_END.search(data, header.end())
+    if closing is None:
+        raise FeedParseError("The feed's DOCTYPE declaration never ends, so the feed cannot be read safely")
+    return header.end(), closing.end()
+
+
+def _refuse_runaway_expansion(document: bytes, *, entities: dict[bytes, bytes]) -> None:
+    """Raise FeedParseError when references to `entities` in `document` could add more text than
+    MAX_FEED_TEXT_CHARS leaves beside the document's own length.
+
+    Counted on the bytes before any parser runs, by a few passes of bytes.count and nothing that grows with the
+    number of references. A reference is "&name;" or, for feedparser's lenient parser, "&name" before any
+    character that cannot continue a name; counting every "&name" may count a longer name too, which errs on
+    the safe side. Every reference starts with "&", so most feeds are cleared by one count of ampersands."""
+    growth = {name: _expanded_length(value) - len(name) - 1 for name, value in entities.items()}
+    growth = {name: added for name, added in growth.items() if added > 0}
+    budget = MAX_FEED_TEXT_CHARS - len(document)
+    if not growth or document.count(b"&") * max(growth.values()) <= budget:
+        return
+    references = {name: document.count(b"&" + name) for name in growth}
+    added = sum(count * growth[name] for name, count in references.items())
+    if added > budget:
+        used = ", ".join(f"&{name.decode()};" for name, count in references.items() if count)
+        raise FeedParseError(
+            f"The feed would expand to more than {MAX_FEED_TEXT_CHARS:,} characters of text: "
+            f"{sum(references.values()):,} references to its entities ({used}) add up to {added:,} characters "
+            f"to its {len(document):,} bytes; refused. The publisher should write the text out rather than "
+            "repeat an entity"
+        )
+
+
+def _expanded_length(value: bytes) -> int:
+    return 1 if value.startswith(b"&#") else len(value.decode("utf-8", "replace"))
 
 
 def _open_media(self) -> dict | None:
@@ -607,7 +713,7 @@ def _self_test_bombs() -> list[bytes]:
     )
     return [
         f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY e0 "lol">\n{nested}]>\n{feed.format("&e7;")}'.encode(),
-        f'<!DOCTYPE rss [\n<!ENTITY long "{"x" * 10_000}">\n]>\n{feed.format("&long;" * 2_000)}'.encode(),
+        f'<!DOCTYPE rss [\n<!ENTITY long "{"x" * 10_000}">\n]>\n{feed.format("&long;" * 200)}'.encode(),
     ]
 
 

@@ -161,6 +161,7 @@ def _run_import(source: Source, run: ImportRun) -> ImportRun:
         _fail(source, run, str(error))
         return run
 
+    run.error = feed.problem  # what was wrong with a feed we could still read (entries cut, say)
     if feed.ttl_minutes:
         hint = max(hint, feed.ttl_minutes)
     counts = store_entries(source=source, entries=feed.entries)

@@ -21,6 +21,9 @@ from stories.models import LabelCorrection, Region, Section, Source, Story, Tag
 logger = logging.getLogger(__name__)
 
 DEFAULT_LABELLER = "embedded"
+# Characters of a story's text a labeller is given: far more than any of them reads closely (the OpenAI
+# prompt takes 12,000), and a bound on the time and memory a huge body could cost every labeller.
+LABELLING_TEXT_MAX_CHARS = 20_000
 
 # Each factory returns a ready labeller; the embedded one is built once per process (it loads a model),
 # the openai one is cheap and reads its settings afresh.
@@ -50,9 +53,14 @@ def label_story_text(
 
     A failure is logged and recorded on the label that finally answers (`fallback_from` names the
     first labeller that failed, `fallback_reason` every failure in order). Raises LabellingError only
-    when every labeller in the chain failed.
+    when every labeller in the chain failed. Labellers get the first LABELLING_TEXT_MAX_CHARS of `text`.
     """
-    story = StoryText(title=title, text=text, source_region_hint=source_region_hint, existing_tags=tuple(existing_tags))
+    story = StoryText(
+        title=title,
+        text=text[:LABELLING_TEXT_MAX_CHARS],
+        source_region_hint=source_region_hint,
+        existing_tags=tuple(existing_tags),
+    )
     failures: list[tuple[str, str]] = []
     for name in labeller_chain():
         try:

@@ -297,3 +297,14 @@ def test_a_busy_host_gets_no_more_parallel_imports(http_server, feed_source, set
     assert feed_source.next_fetch_at > timezone.now() + timedelta(seconds=50)
 
     assert run_import(feed_source).outcome == ImportRun.Outcome.IMPORTED
+
+
+def test_an_entry_cut_to_the_per_entry_limit_is_noted_on_the_run(http_server, feed_source, monkeypatch):
+    monkeypatch.setattr(service.parse, "MAX_ENTRY_TEXT_CHARS", 2_000)
+    serve(http_server, rss(item(1, body="<p>" + "The quay grows longer. " * 500 + "</p>")))
+
+    run = run_import(feed_source)
+
+    assert run.outcome == ImportRun.Outcome.IMPORTED
+    assert "cut" in run.error
+    assert len(Story.objects.get(source=feed_source).body_html) < 2_100
