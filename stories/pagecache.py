@@ -25,6 +25,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
+from newsreader import metrics
+from newsreader.cache import UNREACHABLE
+
 from . import viewcounts
 
 logger = logging.getLogger(__name__)
@@ -66,9 +69,9 @@ def bump_generation() -> None:
         return
     try:
         client.incr(GENERATION_KEY)
-    except redis.RedisError:
-        # Redis is away, and the pages kept in it with it; they will have expired or gone when it is back.
-        logger.warning("Could not invalidate cached pages: Redis is unreachable.", exc_info=True)
+    except redis.RedisError as error:
+        # Pages kept in Redis from before it went away expire within VISITOR_PAGE_CACHE_SECONDS.
+        _log_unless_unreachable("Could not invalidate cached pages.", error)
 
 
 def visitor_page(view: Callable) -> Callable:
@@ -142,6 +145,11 @@ class _Lookup:
     def hit(self) -> bool:
         return self.page is not None and self.page.generation == self.generation
 
+    @property
+    def result(self) -> str:
+        """For /metrics: "hit", "miss" or "unavailable"."""
+        return "hit" if self.hit else "miss" if self.generation is not None else "unavailable"
+
 
 def _fetch(key: str, *, request: HttpRequest) -> _Lookup:
     """The site's generation and the page stored under `key` in one round trip, with the view counted
@@ -161,8 +169,8 @@ def _fetch(key: str, *, request: HttpRequest) -> _Lookup:
             # this reader already counted today.
             viewcounts.queue_view(pipeline, story_id=story_id, reader=viewcounts.visitor_key(request))
             (generation, stored), _ = pipeline.execute()
-    except redis.RedisError:
-        logger.warning("The page cache is unavailable: Redis is unreachable.", exc_info=True)
+    except redis.RedisError as error:
+        _log_unless_unreachable("The page cache is unavailable.", error)
         return _Lookup(None, None)
     page = CachedPage.from_bytes(stored) if stored else None
     return _Lookup(int(generation or 0), page, view_counted=story_id is not None)
@@ -182,16 +190,23 @@ def _keep(key: str, page: CachedPage) -> None:
         return
     try:
         client.set(key, page.to_bytes(), ex=settings.VISITOR_PAGE_CACHE_SECONDS)
-    except redis.RedisError:
-        logger.warning("Could not keep a page in the cache: Redis is unreachable.", exc_info=True)
+    except redis.RedisError as error:
+        _log_unless_unreachable("Could not keep a page in the cache.", error)
+
+
+def _log_unless_unreachable(message: str, error: redis.RedisError) -> None:
+    """Redis being unreachable is logged once per outage, by the breaker (newsreader/cache.py); other errors here."""
+    if not isinstance(error, UNREACHABLE):
+        logger.warning(message, exc_info=error)
 
 
 class VisitorPageCacheMiddleware:
     """Answers visitors from the page cache; keeps the pages of views marked `visitor_page`.
 
     It sits below the security headers and above sessions: a hit skips the rest of the stack, and the
-    headers the skipped middleware had added are replayed from the stored page. With Redis away,
-    pages are rendered for everyone as if the cache were off.
+    headers the skipped middleware had added are replayed from the stored page. With Redis away (or
+    left alone by the breaker in newsreader/cache.py after failing), pages are rendered for everyone as
+    if the cache were off, and the first request after the breaker's pause turns it back on.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -202,6 +217,7 @@ class VisitorPageCacheMiddleware:
             return self.get_response(request)
         key = _page_key(request)
         found = _fetch(key, request=request)
+        metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, request)

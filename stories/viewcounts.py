@@ -16,6 +16,9 @@ from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 
+from newsreader.cache import GuardedRedis, client_options
+from newsreader.clientaddr import client_address
+
 from .models import Story
 
 PENDING_KEY = "newsreader:views:pending"
@@ -34,12 +37,13 @@ _redis_client: redis.Redis | None = None
 
 
 def redis_client() -> redis.Redis | None:
-    """The process's Redis client for view counts and cached pages; None without REDIS_URL."""
+    """The process's Redis client for view counts and cached pages; None without REDIS_URL. It shares the
+    cache's breaker: while Redis is down its commands fail at once with a `redis.ConnectionError`."""
     global _redis_client
     if not settings.REDIS_URL:
         return None
     if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        _redis_client = GuardedRedis.from_url(settings.REDIS_URL, **client_options())
     return _redis_client
 
 
@@ -52,7 +56,7 @@ def reader_key(request: HttpRequest) -> str:
 
 def visitor_key(request: HttpRequest) -> str:
     """A signed-out reader's daily pseudonym, from the address and browser (needs no session)."""
-    return _daily_pseudonym(f"visitor:{request.META.get('REMOTE_ADDR', '')}:{request.META.get('HTTP_USER_AGENT', '')}")
+    return _daily_pseudonym(f"visitor:{client_address(request)}:{request.META.get('HTTP_USER_AGENT', '')}")
 
 
 def _daily_pseudonym(identity: str) -> str:

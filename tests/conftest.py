@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from newsreader.cache import redis_outage
 from stories import viewcounts
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -39,8 +40,9 @@ def redis_client():
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Each test starts with an empty cache: rate limits, cached pages and view marks from earlier
-    tests must not leak in."""
+    """Each test starts with an empty cache and Redis presumed up: rate limits, cached pages, view marks
+    and an outage from earlier tests must not leak in."""
+    redis_outage.reset()
     cache.clear()
     yield
     cache.clear()
