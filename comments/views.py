@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from newsreader.clientaddr import client_address
 from stories import pagecache
 from stories.models import Story
 
@@ -183,7 +184,7 @@ def _post(request: HttpRequest, *, story: Story, parent: Comment | None) -> Http
             body=form.cleaned_data["body"],
             parent=parent,
             idempotency_key=form.cleaned_data["idempotency_key"],
-            ip_address=request.META.get("REMOTE_ADDR", ""),
+            ip_address=client_address(request),
         )
     except CommentError as error:
         return _action_response(request, action, story=story, comment=parent, form=form.fresh(), error=error)
