@@ -1,13 +1,26 @@
 """Keeping comments right when other things change: edited rules reach the pipeline at once, every
 account has a commenter record moderators can act on, and an account deleted from anywhere (the
-admin included) leaves "[deleted]" tombstones, not holes."""
+admin included) leaves "[deleted]" tombstones, not holes; every committed decision is counted for /metrics."""
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
+from newsreader import metrics
+
 from . import moderation, services
-from .models import Commenter, ModerationRule
+from .models import Commenter, ModerationLog, ModerationRule
+
+Action = ModerationLog.Action
+# The comment counter's outcome for each logged decision; an approval is "posted" when no moderator made it.
+_COMMENT_OUTCOMES = {
+    Action.HELD: "held",
+    Action.REJECTED: "rejected",
+    Action.REFUSED: "refused",
+    Action.REMOVED: "removed",
+    Action.DELETED: "deleted",
+}
 
 
 @receiver([post_save, post_delete], sender=ModerationRule)
@@ -24,3 +37,18 @@ def give_new_accounts_a_commenter_record(sender, instance, created, raw=False, *
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL)
 def erase_deleted_accounts_comments(sender, instance, **kwargs) -> None:
     services.author_comments_erase(user=instance)
+
+
+@receiver(post_save, sender=ModerationLog)
+def count_decision(sender, instance: ModerationLog, created: bool, raw: bool = False, using=None, **kwargs) -> None:
+    if not created or raw:
+        return
+    if instance.action == Action.REPORTED:
+        counter = metrics.REPORTS.labels(kind="comment")
+    elif instance.action == Action.APPROVED:
+        counter = metrics.COMMENTS.labels(outcome="approved" if instance.moderator_id else "posted")
+    elif instance.action in _COMMENT_OUTCOMES:
+        counter = metrics.COMMENTS.labels(outcome=_COMMENT_OUTCOMES[instance.action])
+    else:
+        return
+    transaction.on_commit(counter.inc, using=using)

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path
 
+from newsreader.observability import metrics_view
 from stories.admin import system_status_view
 from stories.sitemaps import sitemaps
 from stories.views import robots_txt
@@ -21,6 +22,7 @@ urlpatterns = [
     path("comments/", include("comments.urls")),
     path("sitemap.xml", sitemap, {"sitemaps": sitemaps}, name="sitemap"),
     path("robots.txt", robots_txt, name="robots_txt"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("stories.urls")),
     *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
 ]

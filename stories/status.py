@@ -20,6 +20,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from newsreader.observability import counter_totals
 from stories.models import Heartbeat, ImportRun, LabellerVersion, Source, Story
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,13 @@ class SystemStatus:
     import_errors: list[ImportRun]
     labeller: str
     labeller_version: LabellerVersion | None
+    page_cache_lookups: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def page_cache_hit_rate(self) -> float | None:
+        hits, misses = self.page_cache_lookups.get("hit", 0), self.page_cache_lookups.get("miss", 0)
+        return hits / (hits + misses) if hits + misses else None
 
     @property
     def verdict(self) -> str:
@@ -98,9 +105,7 @@ class SystemStatus:
 def _stale_after() -> dict[str, timedelta]:
     return {
         Heartbeat.Kind.WORKER: timedelta(seconds=WORKER_HEARTBEAT_SECONDS * STALE_BEATS),
-        Heartbeat.Kind.BEAT: timedelta(
-            seconds=settings.PIPELINE_SWEEP_SECONDS * STALE_BEATS
-        ),
+        Heartbeat.Kind.BEAT: timedelta(seconds=settings.PIPELINE_SWEEP_SECONDS * STALE_BEATS),
     }
 
 
@@ -151,6 +156,7 @@ def system_status() -> SystemStatus:
         ),
         labeller=settings.LABELLER,
         labeller_version=LabellerVersion.objects.current(),
+        page_cache_lookups=counter_totals("newsreader_page_cache_lookups", "result"),
     )
     status.problems = _problems(status, now)
     return status

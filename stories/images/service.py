@@ -21,6 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from newsreader import metrics
 from stories.importing import fetch
 from stories.models import Source, Story
 
@@ -226,6 +227,7 @@ def _search(story: Story, record: StoryImage, available: Sequence[providers.Imag
             return
         except providers.ProviderError as error:
             logger.warning("Image search for story %s at %s failed: %s", story.pk, provider.label, error)
+            metrics.IMAGE_FAILURES.labels(stage="search").inc()
             last_error = error
         finally:
             StoryImage.objects.filter(pk=record.pk).update(search_requests=record.search_requests)
@@ -302,6 +304,7 @@ def _prepared(candidate: ImageCandidate, failures: list[str]) -> bool:
         candidate.save(update_fields=["failure", "failure_transient", "failed_at"])
         failures.append(f"{_candidate_label(candidate)}: {error}")
         logger.info("Picture %s for story %s not used: %s", candidate, candidate.story_id, error)
+        metrics.IMAGE_FAILURES.labels(stage="candidate").inc()
         return False
     return True
 

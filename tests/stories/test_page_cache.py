@@ -14,7 +14,7 @@ from tests.factories import StoryFactory
 pytestmark = pytest.mark.django_db
 
 # Headers that belong to one response: a hit answers with its own.
-PER_RESPONSE = {"Date", "Content-Length", "X-Page-Cache", "Set-Cookie"}
+PER_RESPONSE = {"Date", "Content-Length", "X-Page-Cache", "Set-Cookie", "X-Request-ID"}
 
 
 @pytest.fixture(autouse=True)

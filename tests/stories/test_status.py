@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from stories import status
@@ -91,3 +92,19 @@ def test_the_page_costs_the_same_queries_whatever_the_backlog(admin_client, djan
 
     with django_assert_max_num_queries(12):
         assert admin_client.get(URL).status_code == 200
+
+
+def test_the_page_cache_hit_rate_counts_visitors_requests(admin_client, settings):
+    settings.VISITOR_PAGE_CACHE_SECONDS = 60
+    alive()
+    story = StoryFactory()
+    before = status.system_status().page_cache_lookups
+    visitor = Client(HTTP_USER_AGENT="test browser")
+
+    for _ in range(4):
+        visitor.get(story.get_absolute_url())
+
+    after = status.system_status().page_cache_lookups
+    assert after.get("miss", 0) - before.get("miss", 0) == 1
+    assert after.get("hit", 0) - before.get("hit", 0) == 3
+    assert "% of cacheable pages came from the cache" in admin_client.get(URL).content.decode()
