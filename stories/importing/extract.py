@@ -5,6 +5,7 @@ Works on a page we already fetched (through the guarded fetcher); nothing here r
 
 import copy
 import html as html_lib
+import re
 import urllib.parse
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +21,14 @@ LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})
 IMAGE_ALT_PROPERTIES = ("og:image:alt", "twitter:image:alt")
 MIN_WORDS = 20  # less is a cookie notice or a link list, not an article
+# Chinese and Japanese (Han and kana) and the scripts of Thai, Lao, Khmer and Burmese put no spaces between
+# words, so splitting on spaces sees a paragraph as one word. Their characters are counted instead, at the
+# average length of a word: about two characters in Chinese and Japanese, about three letters (vowel and
+# tone marks not counted) in the Southeast Asian scripts. Korean puts spaces between words: counted as split.
+CHARACTERS_PER_WORD = 2
+SOUTHEAST_ASIAN_LETTERS_PER_WORD = 3
+_HAN_AND_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+_SOUTHEAST_ASIAN = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+")
 HEADING_LEVELS = {"h1": "h2", "h2": "h2", "h3": "h3", "h4": "h4", "h5": "h4", "h6": "h4"}
 
 
@@ -50,7 +59,7 @@ def extract_article(*, html: bytes | str, url: str) -> ExtractedArticle | None:
         url=url,
         with_metadata=True,
         include_comments=False,
-        include_tables=False,
+        include_tables=True,
         include_images=False,
         include_formatting=True,
         include_links=True,
@@ -59,7 +68,7 @@ def extract_article(*, html: bytes | str, url: str) -> ExtractedArticle | None:
         return None
     body_html = _body_html(document.body, base=url, title=document.title or "")
     text = html_to_text(body_html)
-    if len(text.split()) < MIN_WORDS:
+    if word_count(text) < MIN_WORDS:
         return None
     return ExtractedArticle(
         body_html=body_html,
@@ -69,6 +78,21 @@ def extract_article(*, html: bytes | str, url: str) -> ExtractedArticle | None:
         published=_date(document.date),
         image_url=_absolute(document.image or "", base=url, schemes=IMAGE_SCHEMES),
         image_alt=image_alt if document.image else "",
+    )
+
+
+def word_count(text: str) -> float:
+    """About how many words `text` holds, in any script: words between spaces, plus Han and kana
+    characters by CHARACTERS_PER_WORD and Thai, Lao, Khmer and Burmese letters by
+    SOUTHEAST_ASIAN_LETTERS_PER_WORD (those scripts write words without spaces between them)."""
+    han_and_kana = len(_HAN_AND_KANA.findall(text))
+    # Letters only: the vowel and tone marks written above and below them are not letters of their own.
+    southeast_asian = sum(character.isalpha() for run in _SOUTHEAST_ASIAN.findall(text) for character in run)
+    spaced = _SOUTHEAST_ASIAN.sub(" ", _HAN_AND_KANA.sub(" ", text))
+    return (
+        len(re.findall(r"\w+", spaced))
+        + han_and_kana / CHARACTERS_PER_WORD
+        + southeast_asian / SOUTHEAST_ASIAN_LETTERS_PER_WORD
     )
 
 

@@ -348,8 +348,18 @@ _HARMLESS_BOZO = (
 )
 
 
+# The root element is <opml>, after any XML declaration, comments, processing instructions or doctype.
+_OPML_ROOT = re.compile(rb"(?:<\?.*?\?>\s*|<!--.*?-->\s*|<!doctype[^>]*>\s*)*<opml[\s>/]", re.DOTALL)
+
+
 def _not_a_feed_reason(content: bytes, problem: str) -> str:
     head = content[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if _OPML_ROOT.match(head):
+        return (
+            "The response is an OPML subscription list, not a feed: it names feeds rather than holding stories. "
+            "Import it as sources instead, with Import OPML on the admin's Sources page or "
+            "`python manage.py opml import FILE`"
+        )
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head or b"<body" in head:
         return "The response is an HTML page, not a feed"
     reason = "The response is not an RSS, Atom or JSON feed"

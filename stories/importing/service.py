@@ -265,17 +265,30 @@ def _entry_hash(fields: dict) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def _entry_key(entry: "parse.ParsedEntry", strategy: str) -> str:
+    """The entry's key within its source. An entry with no GUID (or GUIDs not trusted), no link and no
+    title has nothing but its text to tell it apart: keying it by title and date would make every such
+    entry of a day one story, so it is keyed by its content."""
+    has_guid = strategy == dedupe.KeyStrategy.GUID and (entry.guid or "").strip()
+    if has_guid or entry.link or (entry.title or "").strip():
+        return dedupe.entry_key(entry, strategy)
+    material = f"content:{entry.content_html or entry.summary_html}"
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> EntryCounts:
     """Create or update a story per entry, in one transaction: each entry is stored once whatever
     happens around it (a second import, a worker killed half-way, a redelivered task)."""
     entries = list(entries)
     counts = EntryCounts()
-    usable = [entry for entry in entries if entry.link and (entry.title or entry.summary_html or entry.content_html)]
+    # An entry without a link is still a story (RSS 0.92 items may be only a description, Atom entries
+    # need no link): it is stored without an original URL, keyed by its GUID or its content.
+    usable = [entry for entry in entries if entry.title or entry.summary_html or entry.content_html]
     counts.rejected = len(entries) - len(usable)
     source.key_strategy = dedupe.choose_key_strategy(usable, source.key_strategy)
     keyed: dict[str, parse.ParsedEntry] = {}
     for entry in usable:
-        keyed.setdefault(dedupe.entry_key(entry, source.key_strategy), entry)  # a repeated entry: first wins
+        keyed.setdefault(_entry_key(entry, source.key_strategy), entry)  # a repeated entry: first wins
     with transaction.atomic():
         existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
         fresh = []
@@ -419,8 +432,9 @@ def extract_full_text(*, story_id: int) -> Story | None:
     from . import extract
 
     story = Story.objects.filter(pk=story_id).first()
-    if story is None:
-        return None
+    if story is None or not story.original_url:
+        # A story whose entry had no link has no page to read; the feed's text is all there is.
+        return story
     try:
         page = fetch.fetch(url=story.original_url)
     except fetch.FetchError as error:

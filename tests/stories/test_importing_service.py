@@ -133,8 +133,8 @@ def test_an_updated_entry_updates_its_story_and_keeps_the_old_version(http_serve
     assert revision.changed_fields == ["title"]
 
 
-def test_entries_without_title_or_link_are_rejected_and_counted(http_server, feed_source):
-    serve(http_server, rss(item(1), "<item><description>No title, no link</description></item>"))
+def test_entries_without_any_text_are_rejected_and_counted(http_server, feed_source):
+    serve(http_server, rss(item(1), "<item><link>https://ledger.example.org/empty</link></item>"))
 
     run = run_import(feed_source)
 
