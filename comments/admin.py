@@ -2,12 +2,15 @@
 
 Moderators (the group) can use all of it without being superusers. Every decision goes through the
 services, so it lands in the moderation log with who made it and why; the log itself is read-only.
+The admin's front page says how much is waiting for them.
 """
+
+import functools
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME, ActionForm
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -25,13 +28,19 @@ from .models import MODERATOR_REASONS, Comment, Commenter, ModerationLog, Modera
 
 Status = Comment.Status
 REASON_CHOICES = [("", "— reason (for reject / remove) —")] + [(code.value, code.label) for code in MODERATOR_REASONS]
+# The queue's story column shows this much of a title (the whole title is its tooltip), so the
+# queue fits a laptop screen without scrolling sideways.
+STORY_TITLE_LENGTH = 40
+
+
+def _shortened(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
 def _excerpt(comment: Comment, length: int = 140) -> str:
     if comment.status == Status.DELETED:
         return "[deleted]"
-    text = html_to_text(comment.body_html)
-    return text if len(text) <= length else text[: length - 1] + "…"
+    return _shortened(html_to_text(comment.body_html), length)
 
 
 def _rendered(comment: Comment | None, *, heading: str = "") -> str:
@@ -168,7 +177,7 @@ class CommentLogInline(admin.TabularInline):
     ordering = ["-created_at", "-pk"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("moderator")
+        return super().get_queryset(request).select_related("moderator", "reporter")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -188,7 +197,7 @@ class CommentAdmin(admin.ModelAdmin):
     change_form_template = "admin/comments/comment/change_form.html"
     action_form = CommentActionForm
     actions = ["approve", "reject", "mark_spam", "remove"]
-    list_display = ["excerpt", "author_link", "story_link", "status", "reason", "open_report_count", "created_at"]
+    list_display = ["excerpt", "author_link", "story_link", "status", "reason", "reports", "posted"]
     list_filter = [
         QueueFilter,
         ReasonFilter,
@@ -250,7 +259,7 @@ class CommentAdmin(admin.ModelAdmin):
 
     @admin.display(description="comment")
     def excerpt(self, comment: Comment) -> str:
-        return _excerpt(comment)
+        return _excerpt(comment, 100)
 
     @admin.display(description="author", ordering="author__username")
     def author_link(self, comment: Comment) -> str:
@@ -266,9 +275,10 @@ class CommentAdmin(admin.ModelAdmin):
     @admin.display(description="story", ordering="story__title")
     def story_link(self, comment: Comment) -> str:
         return format_html(
-            '<a href="?{}">{}</a> · <a href="{}">page</a>',
+            '<a href="?{}" title="{}">{}</a> · <a href="{}">page</a>',
             urlencode({"story": comment.story_id, "queue": "all"}),
             comment.story.title,
+            _shortened(comment.story.title, STORY_TITLE_LENGTH),
             comment.story.get_absolute_url(),
         )
 
@@ -278,6 +288,14 @@ class CommentAdmin(admin.ModelAdmin):
             return ""
         label = comment.get_reason_code_display()
         return f"{label}: {comment.moderation_note}" if comment.moderation_note else label
+
+    @admin.display(description="reports", ordering="open_report_count")
+    def reports(self, comment: Comment) -> int:
+        return comment.open_report_count
+
+    @admin.display(description="posted", ordering="created_at")
+    def posted(self, comment: Comment) -> str:
+        return f"{timezone.localtime(comment.created_at):%Y-%m-%d %H:%M}"
 
     @admin.display(description="as readers see it")
     def as_readers_see_it(self, comment: Comment) -> str:
@@ -436,7 +454,8 @@ class CommenterAdmin(admin.ModelAdmin):
     @admin.display(description="history")
     def history(self, commenter: Commenter) -> str:
         comments = Comment.objects.filter(author_id=commenter.pk).select_related("story").order_by("-created_at")[:50]
-        log = ModerationLog.objects.filter(subject_id=commenter.pk).select_related("moderator", "comment")[:50]
+        log = ModerationLog.objects.filter(subject_id=commenter.pk).select_related("moderator", "reporter", "comment")
+        log = log[:50]
         return render_to_string(
             "admin/comments/commenter_history.html",
             {
@@ -629,7 +648,7 @@ class ModerationLogAdmin(admin.ModelAdmin):
 
     list_display = ["created_at", "action", "decided_by", "subject", "comment_link", "story", "reason_code", "reason"]
     list_filter = ["action", DecidedByFilter, "reason_code", "rule_name", "created_at", SubjectFilter]
-    list_select_related = ["moderator", "subject", "story", "comment"]
+    list_select_related = ["moderator", "reporter", "subject", "story", "comment"]
     search_fields = ["reason", "rule_name", "subject__username", "moderator__username", "story__title"]
     date_hierarchy = "created_at"
     list_per_page = 100
@@ -677,3 +696,35 @@ def _confirmation(request: HttpRequest, model_admin: admin.ModelAdmin, action: s
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/comments/confirm_action.html", context)
+
+
+def moderation_counts(request: HttpRequest) -> dict:
+    """What waits for moderators, for the admin's front page: one query, and none for those who cannot moderate."""
+    if not request.user.has_perm("comments.view_comment"):
+        return {}
+    counts = Comment.objects.aggregate(
+        pending=Count("pk", filter=Q(status=Status.PENDING)),
+        reported=Count("pk", filter=Q(open_report_count__gt=0)),
+        open_reports=Sum("open_report_count", default=0),
+    )
+    queue = reverse("admin:comments_comment_changelist")
+    return {
+        "moderation_counts": {
+            **counts,
+            "pending_url": f"{queue}?{urlencode({'queue': 'pending'})}",
+            "reported_url": f"{queue}?{urlencode({'queue': 'reported'})}",
+        }
+    }
+
+
+def _index_with_moderation_counts(index):
+    """The admin's index view, given `moderation_counts` (only that page pays for the query)."""
+
+    @functools.wraps(index)
+    def wrapped(request, extra_context=None):
+        return index(request, extra_context={**moderation_counts(request), **(extra_context or {})})
+
+    return wrapped
+
+
+admin.site.index = _index_with_moderation_counts(admin.site.index)

@@ -423,6 +423,14 @@ class ModerationLog(models.Model):
         related_name="moderation_decisions",
         help_text="Empty for automatic decisions.",
     )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The reader who reported the comment, for reports.",
+    )
     rule = models.ForeignKey(ModerationRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     rule_name = models.CharField("rule", max_length=100, blank=True, help_text="The rule's name at the time.")
     reason_code = models.CharField("reason", max_length=20, choices=ReasonCode.choices, blank=True)
@@ -433,7 +441,7 @@ class ModerationLog(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = "moderation log entry"
-        verbose_name_plural = "moderation log"
+        verbose_name_plural = "moderation log entries"
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"
@@ -444,4 +452,6 @@ class ModerationLog(models.Model):
             return self.moderator.username
         if self.rule_name:
             return f"rule: {self.rule_name}"
+        if self.action == self.Action.REPORTED:
+            return self.reporter.username if self.reporter_id else "a reader"
         return "automatic" if self.action != self.Action.DELETED else "author"

@@ -4,7 +4,8 @@ Three stages, in order:
 1. the gate: may this reader comment here at all (verified email, not banned or suspended, story open);
 2. the pace: rate limits and the same text posted again (new comments only; needs the author's lock);
 3. the content: banned words reject; site, story or commenter pre-moderation, suspect words, too many
-   links and a new commenter's first comments hold for review; anything else is approved.
+   links and a new commenter's first comments hold for review; anything else is approved. Moderators,
+   staff and readers whose comments moderators have approved often enough are not new commenters.
 
 The rules are rows of `ModerationRule`, edited in the admin and cached for a minute.
 """
@@ -16,16 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q
 
 from stories.models import Story
 
 from .markup import count_links, normalise
-from .models import Comment, Commenter, ModerationRule, ReasonCode
+from .models import Comment, Commenter, ModerationLog, ModerationRule, ReasonCode
 
 RULES_CACHE_KEY = "comments:moderation-rules:v1"
 RULES_CACHE_SECONDS = 60
+MODERATORS_GROUP = "Moderators"
 
 Kind = ModerationRule.Kind
 
@@ -221,8 +224,13 @@ def judge(*, submission: Submission, rules: tuple[Rule, ...], is_edit: bool) -> 
         if rule.limit is not None and links > rule.limit:
             holds.append((ReasonCode.LINKS, f"{links} links, more than {rule.limit}", rule))
     if not is_edit:
-        for rule in _of_kind(rules, Kind.NEW_ACCOUNT):
-            if rule.limit and _published_count(submission.author_id, up_to=rule.limit) < rule.limit:
+        new_commenter_rules = [
+            rule
+            for rule in _of_kind(rules, Kind.NEW_ACCOUNT)
+            if rule.limit and _published_count(submission.author_id, up_to=rule.limit) < rule.limit
+        ]
+        if new_commenter_rules and not is_trusted(submission.author_id):
+            for rule in new_commenter_rules:
                 reason = (
                     "the commenter's first comment"
                     if rule.limit == 1
@@ -247,6 +255,27 @@ def moderate_new(*, submission: Submission, rules: tuple[Rule, ...], now: dateti
 
 def moderate_edit(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision:
     return gate(submission=submission, rules=rules, now=now) or judge(submission=submission, rules=rules, is_edit=True)
+
+
+def is_trusted(author_id: int) -> bool:
+    """Whether the new-commenter rule passes this author by: staff and moderators, whom a queue of their
+    own comments would only slow down, and readers with `COMMENTS_TRUSTED_AFTER_APPROVALS` comments
+    approved by a moderator. Asked only when that rule would hold a comment, so most posts pay nothing."""
+    staff = Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=MODERATORS_GROUP)
+    if get_user_model().objects.filter(staff, pk=author_id).exists():
+        return True
+    needed = settings.COMMENTS_TRUSTED_AFTER_APPROVALS
+    if needed <= 0:
+        return False
+    approved = (
+        ModerationLog.objects.filter(
+            subject_id=author_id, action=ModerationLog.Action.APPROVED, moderator__isnull=False, comment__isnull=False
+        )
+        .order_by()
+        .values("comment_id")
+        .distinct()
+    )
+    return len(approved[:needed]) >= needed
 
 
 def _refuse(code: str, message: str) -> Decision:

@@ -199,6 +199,7 @@ def comment_report(*, comment: Comment, reporter: AbstractBaseUser, reason: str,
             story_id=comment.story_id,
             subject_id=comment.author_id,
             comment=comment,
+            reporter=reporter,
             reason_code=reason,
             reason=report.detail,
         )
@@ -541,6 +542,7 @@ def _log(
     subject_id: int | None = None,
     comment: Comment | None = None,
     moderator: AbstractBaseUser | None = None,
+    reporter: AbstractBaseUser | None = None,
     reason_code: str = "",
     reason: str = "",
 ) -> ModerationLog:
@@ -551,6 +553,7 @@ def _log(
         story_id=story.pk if story is not None else story_id,
         subject_id=subject.pk if subject is not None else subject_id,
         moderator=moderator,
+        reporter=reporter,
         rule_id=rule.id if rule else None,
         rule_name=rule.name if rule else "",
         reason_code=decision.reason_code if decision else reason_code,

@@ -5,6 +5,8 @@ from datetime import date, timedelta
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from comments import services
@@ -285,3 +287,114 @@ def test_every_account_has_a_record_moderators_can_find(desk):
 
     assert "quiet_reader" in html
     assert "In good standing" in html
+
+
+# --- What a moderator sees first -------------------------------------------------------------
+
+
+def test_admin_index_shows_what_awaits_moderation_with_links_to_the_queues(desk, story, other_reader):
+    CommentFactory.create_batch(2, story=story, status=Status.PENDING)
+    reported = CommentFactory(story=story, body_source="reported one")
+    services.comment_report(comment=reported, reporter=other_reader, reason="spam")
+    services.comment_report(comment=reported, reporter=UserFactory(), reason="abuse")
+
+    html = desk.get("/admin/").content.decode()
+
+    assert re.search(
+        r'<a href="/admin/comments/comment/\?queue=pending"><strong>2</strong> comments awaiting moderation</a>', html
+    )
+    assert re.search(r'<a href="/admin/comments/comment/\?queue=reported"><strong>2</strong> open reports</a>', html)
+    assert "on 1 comment" in html
+    assert "System status" in html
+    queue = desk.get(f"{QUEUE}?queue=reported").content.decode()
+    assert f"/admin/comments/comment/{reported.pk}/change/" in queue
+
+
+def test_admin_index_counts_one_report_and_nothing_waiting(desk, story):
+    services.comment_report(comment=CommentFactory(story=story), reporter=UserFactory(), reason="spam")
+
+    html = desk.get("/admin/").content.decode()
+
+    assert "<strong>0</strong> comments awaiting moderation" in html
+    assert "<strong>1</strong> open report</a> on 1 comment" in html
+
+
+def test_admin_index_shows_no_counts_to_staff_who_cannot_moderate(client, story):
+    CommentFactory(story=story, status=Status.PENDING)
+    client.force_login(UserFactory(username="editor", is_staff=True))
+
+    html = client.get("/admin/").content.decode()
+
+    assert "awaiting moderation" not in html
+    assert "System status" in html
+
+
+def test_admin_index_costs_the_same_queries_however_much_waits(desk, story, django_assert_num_queries):
+    desk.get("/admin/")
+    with CaptureQueriesContext(connection) as nothing_waiting:
+        desk.get("/admin/")
+    CommentFactory.create_batch(5, story=story, status=Status.PENDING)
+
+    with django_assert_num_queries(len(nothing_waiting.captured_queries)):
+        desk.get("/admin/")
+
+
+# --- The queue fits a laptop screen ----------------------------------------------------------
+
+
+def test_queue_shortens_long_story_titles_and_keeps_the_whole_title_as_a_tooltip(desk, story):
+    title = "Harbour ferries switch to shore power after a decade of complaints about diesel fumes"
+    long_titled = StoryFactory(title=title)
+    CommentFactory(story=long_titled, status=Status.PENDING)
+
+    html = desk.get(QUEUE).content.decode()
+
+    assert f'title="{title}">Harbour ferries switch to shore power a…</a>' in html
+    assert f">{title}<" not in html
+
+
+def test_queue_has_compact_columns_and_its_stylesheet(desk, story):
+    CommentFactory(story=story, status=Status.PENDING)
+
+    html = desk.get(QUEUE).content.decode()
+
+    assert "column-reports" in html and "column-posted" in html
+    assert "column-open_report_count" not in html and "column-created_at" not in html
+    assert "admin-extra/comments.css" in html
+
+
+def test_queue_list_display_shortens_the_story_title():
+    from django.contrib import admin as django_admin
+
+    from comments.admin import STORY_TITLE_LENGTH
+
+    comment_admin = django_admin.site._registry[Comment]
+    comment = CommentFactory(story=StoryFactory(title="x" * 100))
+
+    link = comment_admin.story_link(comment)
+
+    assert "x" * STORY_TITLE_LENGTH not in link.split(">")[1]
+    assert ("x" * (STORY_TITLE_LENGTH - 1) + "…</a") in link
+
+
+# --- The moderation log reads right ----------------------------------------------------------
+
+
+def test_moderation_log_footer_counts_entries(desk, story, author, settings):
+    for number in range(8):
+        services.comment_create(story=story, author=author, body=f"logged {number}")
+
+    html = desk.get("/admin/comments/moderationlog/").content.decode()
+
+    assert "8 moderation log entries" in html
+    assert "8 moderation log\n" not in html and "8 moderation log<" not in html
+
+
+def test_moderation_log_names_the_reader_who_reported(desk, story, author, other_reader):
+    comment = services.comment_create(story=story, author=author, body="reported")
+    services.comment_report(comment=comment, reporter=other_reader, reason="spam")
+
+    html = desk.get("/admin/comments/moderationlog/", {"action__exact": "reported"}).content.decode()
+
+    assert re.findall(r'<td class="field-decided_by">([^<]*)</td>', html) == ["bea"]
+    assert "automatic" not in re.findall(r'<td class="field-decided_by">([^<]*)</td>', html)

@@ -363,3 +363,89 @@ def test_default_rules_hold_a_new_readers_first_comment_and_limit_their_pace(rul
     assert first.status == Status.PENDING
     with pytest.raises(RateLimited):
         post(story, author, "And again.")
+
+
+# --- Who counts as a new commenter -----------------------------------------------------------
+
+
+def test_a_moderators_first_comment_is_published(rules, story, moderator):
+    rules("new_account", limit=1)
+
+    assert post(story, moderator, "Welcome to the comments, everyone.").status == Status.VISIBLE
+
+
+def test_a_moderator_who_is_not_staff_is_not_held_either(rules, story, moderator):
+    rules("new_account", limit=1)
+    moderator.is_staff = False
+    moderator.save(update_fields=["is_staff"])
+
+    assert post(story, moderator).status == Status.VISIBLE
+
+
+def test_a_staff_members_first_comment_is_published(rules, story):
+    rules("new_account", limit=1)
+
+    assert post(story, UserFactory(username="editor", is_staff=True)).status == Status.VISIBLE
+
+
+def test_trusted_staff_are_still_held_by_the_other_rules(rules, story, moderator):
+    rules("new_account", limit=1)
+    rules("suspect_words", words="casino")
+
+    comment = post(story, moderator, "the casino by the harbour")
+
+    assert (comment.status, comment.reason_code) == (Status.PENDING, "suspect_words")
+
+
+def _approved_comments(story, author, moderator, count: int) -> None:
+    for number in range(count):
+        held = post(story, author, f"Held comment number {number}.")
+        assert held.status == Status.PENDING
+        services.comment_approve(comment=held, moderator=moderator)
+
+
+def test_a_reader_with_enough_approved_comments_is_trusted(rules, story, author, moderator, settings):
+    settings.COMMENTS_TRUSTED_AFTER_APPROVALS = 3
+    rules("new_account", limit=10)
+    _approved_comments(story, author, moderator, 3)
+
+    assert post(story, author, "Now I am a regular.").status == Status.VISIBLE
+
+
+def test_a_reader_one_approval_short_is_still_held(rules, story, author, moderator, settings):
+    settings.COMMENTS_TRUSTED_AFTER_APPROVALS = 3
+    rules("new_account", limit=10)
+    _approved_comments(story, author, moderator, 2)
+
+    comment = post(story, author, "Not quite a regular yet.")
+
+    assert (comment.status, comment.reason_code) == (Status.PENDING, "new_account")
+
+
+def test_approving_the_same_comment_twice_counts_once(rules, story, author, moderator, settings):
+    settings.COMMENTS_TRUSTED_AFTER_APPROVALS = 2
+    rules("new_account", limit=10)
+    held = post(story, author, "Approved, removed, approved again.")
+    services.comment_approve(comment=held, moderator=moderator)
+    services.comment_remove(comment=held, moderator=moderator, reason_code="other")
+    services.comment_approve(comment=held, moderator=moderator)
+
+    assert post(story, author, "Still new.").status == Status.PENDING
+
+
+def test_the_log_names_the_reader_who_reported(rules, story, author, other_reader):
+    comment = post(story, author)
+
+    services.comment_report(comment=comment, reporter=other_reader, reason="spam")
+
+    entry = ModerationLog.objects.get(comment=comment, action=Action.REPORTED)
+    assert entry.decided_by == "bea"
+
+
+def test_a_report_whose_reader_deleted_their_account_is_by_a_reader(rules, story, author, other_reader):
+    comment = post(story, author)
+    services.comment_report(comment=comment, reporter=other_reader, reason="spam")
+
+    other_reader.delete()
+
+    assert ModerationLog.objects.get(comment=comment, action=Action.REPORTED).decided_by == "a reader"
