@@ -4,6 +4,8 @@ A reply is mailed at most once: the send claims the reply first, and hands the c
 server refuses, so the task's retry can try again.
 """
 
+from datetime import timedelta
+
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -42,6 +44,29 @@ def absolute_url(path: str) -> str:
         scheme = "http" if settings.DEBUG else "https"
         base = f"{scheme}://{Site.objects.get_current().domain}"
     return base + path
+
+
+# Replies whose mail may have been lost with the queue are queued again by the sweep for this long.
+UNSENT_REPLY_WINDOW = timedelta(hours=6)
+UNSENT_REPLY_BATCH = 500
+
+
+def unsent_reply_ids(*, now=None) -> list[int]:
+    """Visible replies, posted a while ago, whose notification was never sent: the queue lost it (a Redis
+    restart), or the reply does not warrant one (sending finds that again, cheaply)."""
+    now = now or timezone.now()
+    settled = now - timedelta(seconds=settings.PIPELINE_RETRY_SECONDS)
+    return list(
+        Comment.objects.filter(
+            status=Comment.Status.VISIBLE,
+            parent__isnull=False,
+            reply_notified_at__isnull=True,
+            created_at__gte=now - UNSENT_REPLY_WINDOW,
+            created_at__lt=settled,
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:UNSENT_REPLY_BATCH]
+    )
 
 
 def reply_notification_send(*, comment_id: int) -> bool:

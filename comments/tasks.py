@@ -10,3 +10,12 @@ from . import notifications
 @shared_task(autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=30, max_retries=5)
 def send_reply_notification(comment_id: int) -> bool:
     return notifications.reply_notification_send(comment_id=comment_id)
+
+
+@shared_task
+def sweep_reply_notifications() -> int:
+    """Queue again the reply mail a lost queue may have dropped; sending twice is prevented by the claim."""
+    ids = notifications.unsent_reply_ids()
+    for comment_id in ids:
+        send_reply_notification.delay(comment_id)
+    return len(ids)

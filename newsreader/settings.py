@@ -12,6 +12,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from newsreader.error_reporting import init_sentry
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("NEWSREADER_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -49,14 +51,20 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.github",
     "allauth.socialaccount.providers.google",
     "django_htmx",
+    "newsreader",
     "stories",
     "comments",
 ]
 
 MIDDLEWARE = [
+    # First, so its request id, timing and access log line cover everything below, page cache hits included.
+    "newsreader.observability.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "newsreader.health.HealthCheckMiddleware",
     "newsreader.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "newsreader.middleware.ServiceUnavailableMiddleware",
+    "newsreader.middleware.InvalidTextMiddleware",
     "stories.pagecache.VisitorPageCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -66,6 +74,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees a view's exception before any middleware above answers it.
+    "newsreader.observability.DependencyErrorMiddleware",
 ]
 
 ROOT_URLCONF = "newsreader.urls"
@@ -103,6 +113,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis answers in well under a millisecond: a web request waits at most this long for it, then carries on
+# without it (newsreader/cache.py), and the process leaves Redis alone for the pause before trying again.
+REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25)
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.5)
+REDIS_OUTAGE_PAUSE_SECONDS = env.float("REDIS_OUTAGE_PAUSE_SECONDS", default=5.0)
 
 if REDIS_URL:
     CACHES = {
@@ -111,6 +126,10 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="newsreader"),
             "TIMEOUT": 300,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -165,6 +184,10 @@ PIPELINE_SWEEP_SECONDS = env.float("PIPELINE_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "flush-story-views": {"task": "stories.tasks.flush_story_views", "schedule": 60.0},
     "sweep-pipeline": {"task": "stories.tasks.sweep_pipeline", "schedule": PIPELINE_SWEEP_SECONDS},
+    "sweep-reply-notifications": {
+        "task": "comments.tasks.sweep_reply_notifications",
+        "schedule": PIPELINE_SWEEP_SECONDS,
+    },
     "refit-labeller-nightly": {
         "task": "stories.tasks.refit_labeller_task",
         "schedule": crontab(hour=3, minute=30),
@@ -186,6 +209,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
+ACCOUNT_ADAPTER = "newsreader.accounts.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 # The username is the public name shown on comments; readers log in with their email.
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
@@ -239,6 +263,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Security --------------------------------------------------------------------------------
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe the health checks over plain HTTP (newsreader/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -249,6 +275,10 @@ SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies whose X-Forwarded-For is believed (newsreader/clientaddr.py): networks in CIDR, e.g.
+# "127.0.0.1/32,10.0.0.0/8", and/or how many proxies stand in front of the site. Neither: REMOTE_ADDR.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CONTENT_SECURITY_POLICY = env.str(
     "CONTENT_SECURITY_POLICY",
     default=(
@@ -261,21 +291,56 @@ CONTENT_SECURITY_POLICY = env.str(
 # --- Newsreader ------------------------------------------------------------------------------
 
 SITE_NAME = env.str("SITE_NAME", default="Newsreader")
+# The host (and port, if not the default) readers use; migrate writes it and SITE_NAME into the Sites row
+# SITE_ID, which mails, feeds and the sitemap name. Default: the first ALLOWED_HOSTS entry that is not a
+# wildcard; in DEBUG, the address `make run` serves.
+SITE_DOMAIN = env.str(
+    "SITE_DOMAIN",
+    default="127.0.0.1:8000"
+    if DEBUG
+    else next((host for host in ALLOWED_HOSTS if host != "*" and not host.startswith(".")), ""),
+)
 STORIES_PER_PAGE = env.int("STORIES_PER_PAGE", default=20)
 # Whole rendered pages kept for visitors (signed-out readers); 0 turns the page cache off.
 VISITOR_PAGE_CACHE_SECONDS = env.int("VISITOR_PAGE_CACHE_SECONDS", default=60)
 # Secret salt for the daily hash that counts a visitor's view once without storing the address.
 VIEW_COUNT_SALT = env.str("VIEW_COUNT_SALT", default=SECRET_KEY)
 
+# "text" (the default) or "json": one JSON object a line, with the request's or task's ids (newsreader/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f'LOG_FORMAT must be "text" or "json", not {LOG_FORMAT!r}.')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "newsreader.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "newsreader.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # trafilatura warns about every page it finds hard to read; the import run records what matters.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "trafilatura": {"level": "ERROR"}},
 }
+
+# --- Metrics and error reporting -------------------------------------------------------------
+# /metrics answers requests bearing METRICS_TOKEN ("Authorization: Bearer …") and/or coming from
+# METRICS_ALLOWED_NETWORKS (CIDR); with neither set, only this machine. PROMETHEUS_MULTIPROC_DIR, read by
+# prometheus-client itself, makes the values of all web and worker processes add up (see README).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Exceptions and logged errors go to Sentry when SENTRY_DSN is set; SENTRY_RELEASE defaults to the git commit.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
+if SENTRY_DSN:
+    init_sentry(dsn=SENTRY_DSN, release=SENTRY_RELEASE or None)
 
 # --- Outbound fetching -----------------------------------------------------------------------
 # Every outbound request (feeds, article pages, images, provider APIs) goes through
@@ -322,6 +387,8 @@ COMMENTS_PER_PAGE = env.int("COMMENTS_PER_PAGE", default=20)
 COMMENTS_MAX_DEPTH = env.int("COMMENTS_MAX_DEPTH", default=5)
 # Rate-limit rules marked "new accounts only" apply to accounts younger than this many days.
 COMMENTS_NEW_ACCOUNT_DAYS = env.int("COMMENTS_NEW_ACCOUNT_DAYS", default=3)
+# A reader a moderator has approved this many comments of is no longer held as a new commenter; 0: never.
+COMMENTS_TRUSTED_AFTER_APPROVALS = env.int("COMMENTS_TRUSTED_AFTER_APPROVALS", default=3)
 # Secret salt of the keyed hash kept instead of a commenter's IP address.
 COMMENTS_IP_HASH_SALT = env.str("COMMENTS_IP_HASH_SALT", default=SECRET_KEY)
 # Address links in notification mail start with, e.g. https://news.example.org; empty: the site's

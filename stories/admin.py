@@ -343,14 +343,15 @@ class StoryAdmin(admin.ModelAdmin):
     inlines = [StoryRevisionInline, StoryImageInline, ImageCandidateInline]
 
     def save_model(self, request: HttpRequest, story: Story, form, change: bool) -> None:
-        # The label as it was before this edit, to tell what the moderator corrected.
-        self._label_before = label_snapshot(Story.objects.get(pk=story.pk)) if change else None
+        # The label as it was before this edit, to tell what the moderator corrected; kept on this request's
+        # form, never on the admin instance that every request shares.
+        form.label_before = label_snapshot(Story.objects.get(pk=story.pk)) if change else None
         super().save_model(request, story, form, change)
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        if self._label_before is not None:
-            corrections = record_corrections(story=form.instance, previous=self._label_before, moderator=request.user)
+        if getattr(form, "label_before", None) is not None:
+            corrections = record_corrections(story=form.instance, previous=form.label_before, moderator=request.user)
             if corrections:
                 fields = ", ".join(correction.get_field_display().lower() for correction in corrections)
                 self.message_user(request, f"Corrected {fields}: kept when the story is relabelled.", messages.INFO)

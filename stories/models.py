@@ -15,6 +15,13 @@ from django.utils.text import slugify
 from newsreader.sanitize import html_to_text, sanitize_html
 
 WORDS_PER_MINUTE = 230
+
+
+def reading_minutes(text: str) -> int:
+    """Minutes an average reader needs for `text`, at least one: the one formula pages and labellers use."""
+    return max(1, round(len(text.split()) / WORDS_PER_MINUTE))
+
+
 # Longest story body, in characters of HTML before sanitising: a very long article, and a bound on the
 # sanitiser's time (over a second per 100,000 characters) and on the size of a story page.
 STORY_BODY_MAX_CHARS = 200_000
@@ -368,7 +375,9 @@ class Story(models.Model):
     dek = models.TextField(blank=True, help_text="One or two sentences under the headline.")
     body_html = models.TextField("body", blank=True, help_text="Stored sanitised.")
     body_text = models.TextField(blank=True, editable=False)
-    original_url = models.URLField("original URL", max_length=2000)
+    original_url = models.URLField(
+        "original URL", max_length=2000, blank=True, help_text="Blank when the feed gave the entry no link."
+    )
     author = models.CharField(max_length=200, blank=True)
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -474,8 +483,7 @@ class Story(models.Model):
         for bulk creation). Every body passes here: imported, extracted, written by a labeller or an editor."""
         self.body_html = sanitize_html(self.body_html[:STORY_BODY_MAX_CHARS])
         self.body_text = html_to_text(self.body_html)
-        words = len(self.body_text.split()) + len(self.dek.split())
-        self.reading_minutes = max(1, round(words / WORDS_PER_MINUTE))
+        self.reading_minutes = reading_minutes(f"{self.dek} {self.body_text}")
 
     @staticmethod
     def pipeline_fields_after(state: str) -> dict:

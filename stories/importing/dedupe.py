@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable
 from enum import StrEnum
 from typing import Protocol
 
@@ -165,16 +165,6 @@ def choose_key_strategy(entries: Iterable[KeyedEntry], current: str = KeyStrateg
     return strategy
 
 
-def guid_reused(*, stored_link: str, stored_title: str, entry: KeyedEntry) -> bool:
-    """True when `entry` has the GUID of a stored story but is plainly another story: another page
-    and another title. A source doing this recycles GUIDs across fetches."""
-    if not stored_link or not entry.link:
-        return False
-    other_page = normalise_url(stored_link) != normalise_url(entry.link)
-    other_title = _title_words(stored_title) != _title_words(entry.title)
-    return other_page and other_title
-
-
 def _key_collides(entries: Iterable[KeyedEntry], *, key, by_title: bool = False) -> bool:
     seen: dict[str, str] = {}
     for entry in entries:
@@ -271,30 +261,3 @@ class SimilarityIndex:
         candidates = self._lsh.query(_new_minhash(_hashvalues(signature).copy()))
         scored = [(signature_similarity(signature, self._signatures[key]), key) for key in candidates]
         return [key for score, key in sorted(scored, key=lambda pair: -pair[0]) if score >= self.threshold]
-
-
-def group_near_duplicates(
-    signatures: Mapping[Hashable, bytes | None], *, threshold: float = NEAR_DUPLICATE_THRESHOLD
-) -> list[list[Hashable]]:
-    """Groups (of two or more keys, in the mapping's order) whose signatures are near-duplicates,
-    directly or through a chain of near-duplicates."""
-    index = SimilarityIndex(threshold=threshold)
-    parent: dict[Hashable, Hashable] = {}
-
-    def root(key: Hashable) -> Hashable:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    for key, signature in signatures.items():
-        if not is_signature(signature):
-            continue
-        parent[key] = key
-        for other in index.similar(signature):
-            parent[root(other)] = root(key)
-        index.add(key, signature)
-    groups: dict[Hashable, list[Hashable]] = {}
-    for key in parent:
-        groups.setdefault(root(key), []).append(key)
-    return [members for members in groups.values() if len(members) > 1]

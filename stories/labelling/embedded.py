@@ -24,6 +24,7 @@ import numpy as np
 from stories.labelling import keyphrases, regions, text
 from stories.labelling.base import Label, Labeller, LabellerUnavailable, LabellingError, StoryText
 from stories.labelling.sections import SECTION_PROFILES, SECTION_SLUGS, SectionProfile
+from stories.models import reading_minutes
 
 # The lead carries the topic; reading further costs time and adds little.
 SECTION_SAMPLE_CHARS = 1500
@@ -318,7 +319,7 @@ class EmbeddedLabeller(Labeller):
             tags=tuple(tags),
             region=region,
             language=language,
-            reading_minutes=text.reading_minutes(story.text),
+            reading_minutes=reading_minutes(story.text),
             dek=dek,
             confidence={
                 "section": round(float(probabilities[best]), 3),

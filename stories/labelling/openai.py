@@ -35,6 +35,7 @@ from stories.labelling.base import (
     StoryText,
 )
 from stories.labelling.sections import SECTION_PROFILES, SECTION_SLUGS
+from stories.models import reading_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +284,7 @@ class OpenAILabeller(Labeller):
             tags=tuple(tags),
             region=region,
             language=language,
-            reading_minutes=text.reading_minutes(html_to_text(body_html) if body_html else story.text),
+            reading_minutes=reading_minutes(html_to_text(body_html) if body_html else story.text),
             dek=dek,
             confidence={
                 "section": CONFIDENCE["section"],

@@ -4,8 +4,6 @@ import functools
 import re
 import unicodedata
 
-from stories.models import WORDS_PER_MINUTE
-
 DEK_MAX_CHARS = 300
 # The dek comes from the opening; splitting a long article into sentences beyond it is wasted work.
 DEK_SAMPLE_CHARS = 2000
@@ -128,11 +126,6 @@ def extractive_dek(*, title: str, text: str) -> str:
     if len(dek) > DEK_MAX_CHARS:
         dek = dek[: DEK_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
     return dek
-
-
-def reading_minutes(text: str) -> int:
-    """Minutes an average reader needs for `text`, at least one (the same rate the story page uses)."""
-    return max(1, round(len(text.split()) / WORDS_PER_MINUTE))
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.core import mail
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from comments import notifications, services, tasks
 from comments.models import Comment, Commenter
@@ -56,6 +58,19 @@ class TestReplyMail:
         assert f"/comments/unsubscribe/{token}/" in message.body
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert token in message.extra_headers["List-Unsubscribe"]
+
+    def test_a_reply_whose_queued_mail_was_lost_is_mailed_by_the_sweep(self, author, other_reader):
+        parent = CommentFactory(author=author)
+        reply = CommentFactory(story=parent.story, parent=parent, author=other_reader)  # posted, queue lost
+        Comment.objects.filter(pk=reply.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+        just_posted = CommentFactory(story=parent.story, parent=parent, author=other_reader)
+
+        assert tasks.sweep_reply_notifications() == 1
+
+        assert [message.to for message in mail.outbox] == [[author.email]]
+        assert tasks.sweep_reply_notifications() == 0
+        just_posted.refresh_from_db()
+        assert just_posted.reply_notified_at is None
 
     def test_a_reply_is_mailed_once_even_if_the_task_runs_again(
         self, author, other_reader, django_capture_on_commit_callbacks

@@ -1,6 +1,7 @@
 """Language, dek and reading time: the plain-text parts of every label."""
 
-from stories.labelling.text import detect_language, extractive_dek, reading_minutes, split_sentences
+from stories.labelling.text import detect_language, extractive_dek, split_sentences
+from stories.models import reading_minutes
 
 
 def test_language_is_detected_on_a_paragraph():
