@@ -7,7 +7,10 @@ class StoriesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals, status  # noqa: F401  (receivers)
+        from .importing import feedparser_patches
         from .importing.parse import assert_xml_parser_is_safe
 
-        # Refuse to start where a feed could make the XML parser expand entities without bound.
+        # Refuse to start on a feedparser the patches were not written for, or where a feed could make the
+        # XML parser expand entities without bound.
+        feedparser_patches.apply()
         assert_xml_parser_is_safe()

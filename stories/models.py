@@ -14,6 +14,9 @@ from django.utils.text import slugify
 
 from newsreader.sanitize import html_to_text, sanitize_html
 
+# The image models live with the image step but belong to this app: importing them here registers them.
+from .images.models import ImageCandidate, StoryImage  # noqa: F401
+
 WORDS_PER_MINUTE = 230
 
 
@@ -705,6 +708,3 @@ class LabelReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on story {self.story_id}"
-
-
-from .images.models import ImageCandidate, StoryImage  # noqa: E402, F401

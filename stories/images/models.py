@@ -1,7 +1,11 @@
 """What the image pipeline knows about each story: the pictures found for it and the one chosen."""
 
+import hashlib
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -14,6 +18,31 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 SOURCE_PROVIDER = "source"
+SOURCE_IMAGES_KEPT = 3
+
+
+class OfferedImage(Protocol):
+    """A picture a source offers (the feed parser's ParsedImage has this shape)."""
+
+    url: str
+    credit: str
+    alt: str
+    width: int | None
+    height: int | None
+
+
+def web_url(value: object) -> str:
+    """`value` if it is an absolute http(s) URL that fits our fields, else "" (never javascript: and the like)."""
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    if len(value) > 2000:
+        return ""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return ""
+    return value if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
 class StoryImage(models.Model):
@@ -80,6 +109,36 @@ class ImageCandidateQuerySet(models.QuerySet):
         """Candidates not yet known to be broken (a transient failure may pass, so those stay usable)."""
         return self.filter(Q(failure="") | Q(failure_transient=True))
 
+    def remember_source_images(self, *, source, images_by_story: Mapping[int, Iterable[OfferedImage]]) -> int:
+        """Keep the pictures a feed offers for its new stories (media:content, media:thumbnail, enclosures)
+        as candidates, if the source allows its pictures to be shown. Nothing is downloaded or shown yet.
+        Returns how many were kept."""
+        if not source.may_show_images:
+            return 0
+        candidates = [
+            candidate
+            for story_id, images in images_by_story.items()
+            for rank, image in enumerate(list(images)[:SOURCE_IMAGES_KEPT])
+            if (
+                candidate := _source_candidate(
+                    story_id, rank, image.url, image.credit, image.alt, image.width, image.height
+                )
+            )
+        ]
+        self.bulk_create(candidates, ignore_conflicts=True)
+        return len(candidates)
+
+    def remember_source_image(self, *, story, url: str, alt: str = "", credit: str = "") -> "ImageCandidate | None":
+        """Keep one more picture the source offers for `story` (its page's og:image, say), if allowed."""
+        if not story.source.may_show_images:
+            return None
+        rank = self.filter(story=story, provider=SOURCE_PROVIDER).count()
+        candidate = _source_candidate(story.pk, rank, url, credit, alt, None, None)
+        if candidate is None or rank >= SOURCE_IMAGES_KEPT:
+            return None
+        self.bulk_create([candidate], ignore_conflicts=True)
+        return candidate
+
 
 class ImageCandidate(models.Model):
     """A picture found for a story: the source's own (from its feed or page) or a provider's search
@@ -128,6 +187,25 @@ class ImageCandidate(models.Model):
 
     def variant_names(self) -> list[str]:
         return [variant["name"] for variant in self.variants if variant.get("name")]
+
+
+def _source_candidate(
+    story_id: int, rank: int, url: str, credit: str, alt: str, width: int | None, height: int | None
+) -> ImageCandidate | None:
+    url = web_url(url)
+    if not url:
+        return None
+    return ImageCandidate(
+        story_id=story_id,
+        provider=SOURCE_PROVIDER,
+        photo_id=hashlib.sha256(url.encode()).hexdigest()[:40],
+        download_url=url,
+        photographer=" ".join((credit or "").split())[:200],
+        alt=" ".join((alt or "").split())[:500],
+        width=width if width and width > 0 else None,
+        height=height if height and height > 0 else None,
+        rank=rank,
+    )
 
 
 def delete_stored_files(names: list[str]) -> None:

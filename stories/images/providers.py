@@ -14,13 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 from django.core.cache import cache
 
 from stories.importing import fetch
+
+from .models import web_url
 
 logger = logging.getLogger(__name__)
 
@@ -266,20 +267,6 @@ def provider_label(name: str) -> str:
     """The provider's name as the credit line gives it ("Pexels")."""
     factory = PROVIDERS.get(name)
     return factory().label if factory else name
-
-
-def web_url(value: object) -> str:
-    """`value` if it is an absolute http(s) URL that fits our fields, else "" (never javascript: and the like)."""
-    if not isinstance(value, str):
-        return ""
-    value = value.strip()
-    if len(value) > 2000:
-        return ""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return ""
-    return value if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
 def _int(value: str | None) -> int | None:

@@ -12,9 +12,8 @@ keep it.
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Protocol
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -23,10 +22,10 @@ from django.utils import timezone
 
 from newsreader import metrics
 from stories.importing import fetch
-from stories.models import Source, Story
+from stories.models import Story
 
 from . import check, providers, variants
-from .models import SOURCE_PROVIDER, ImageCandidate, StoryImage, delete_stored_files
+from .models import SOURCE_IMAGES_KEPT, SOURCE_PROVIDER, ImageCandidate, StoryImage, delete_stored_files
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ STORY_IMAGE_FIELDS = (
     "image_provider",
     "image_provider_url",
 )
-SOURCE_IMAGES_KEPT = 3
 TAGS_IN_QUERY = 3
 IMAGE_ACCEPT = "image/webp,image/jpeg,image/png,image/gif;q=0.9,*/*;q=0.1"
 
@@ -56,70 +54,6 @@ class CandidateFailed(Exception):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-# --- Recording the source's own pictures -----------------------------------------------------
-
-
-class OfferedImage(Protocol):
-    """A picture a source offers (the feed parser's ParsedImage has this shape)."""
-
-    url: str
-    credit: str
-    alt: str
-    width: int | None
-    height: int | None
-
-
-def remember_source_images(*, source: Source, images_by_story: Mapping[int, Iterable[OfferedImage]]) -> int:
-    """Keep the pictures a feed offers for its new stories (media:content, media:thumbnail, enclosures)
-    as candidates, if the source allows its pictures to be shown. Nothing is downloaded or shown yet.
-    Returns how many were kept."""
-    if not source.may_show_images:
-        return 0
-    candidates = [
-        candidate
-        for story_id, images in images_by_story.items()
-        for rank, image in enumerate(list(images)[:SOURCE_IMAGES_KEPT])
-        if (
-            candidate := _source_candidate(
-                story_id, rank, image.url, image.credit, image.alt, image.width, image.height
-            )
-        )
-    ]
-    ImageCandidate.objects.bulk_create(candidates, ignore_conflicts=True)
-    return len(candidates)
-
-
-def remember_source_image(*, story: Story, url: str, alt: str = "", credit: str = "") -> ImageCandidate | None:
-    """Keep one more picture the source offers for `story` (its page's og:image, say), if allowed."""
-    if not story.source.may_show_images:
-        return None
-    rank = story.image_candidates.filter(provider=SOURCE_PROVIDER).count()
-    candidate = _source_candidate(story.pk, rank, url, credit, alt, None, None)
-    if candidate is None or rank >= SOURCE_IMAGES_KEPT:
-        return None
-    ImageCandidate.objects.bulk_create([candidate], ignore_conflicts=True)
-    return candidate
-
-
-def _source_candidate(
-    story_id: int, rank: int, url: str, credit: str, alt: str, width: int | None, height: int | None
-) -> ImageCandidate | None:
-    url = providers.web_url(url)
-    if not url:
-        return None
-    return ImageCandidate(
-        story_id=story_id,
-        provider=SOURCE_PROVIDER,
-        photo_id=hashlib.sha256(url.encode()).hexdigest()[:40],
-        download_url=url,
-        photographer=" ".join((credit or "").split())[:200],
-        alt=" ".join((alt or "").split())[:500],
-        width=width if width and width > 0 else None,
-        height=height if height and height > 0 else None,
-        rank=rank,
-    )
 
 
 # --- The pipeline step -----------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """Reading fetched feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed) into plain entries, safely.
 
 Nothing here touches the network or the disk: feedparser gets the bytes we fetched, never a URL
-or a path, and entity declarations in a feed are cut down before any parser expands them. What a feed
-may expand to is bounded before parsing starts, and each entry's text is bounded after.
+or a path, and entity declarations in a feed are cut down before any parser expands them (see
+feedparser_patches, applied at start-up and on first use). What a feed may expand to is bounded before
+parsing starts, and each entry's text is bounded after.
 """
 
 import calendar
 import dataclasses
 import html
-import html.entities
 import io
 import json
 import pyexpat
@@ -23,20 +23,14 @@ from enum import StrEnum
 
 import feedparser
 import feedparser.api
-import feedparser.namespaces.mediarss
 import feedparser.urls
 from feedparser.datetimes import _parse_date as parse_feed_date
 
 from newsreader.sanitize import html_to_text
 
+from . import feedparser_patches
+
 FUTURE_DATE_TOLERANCE = timedelta(minutes=15)
-MAX_ENTITY_VALUE_LENGTH = 32
-# Entity declarations kept (the first ones): counting the references to each is a pass over the feed.
-MAX_ENTITY_DECLARATIONS = 64
-# Characters of text a feed may expand to: its own length plus what its entity references add. A feed that
-# would expand further is refused before any parser builds the text; an honest feed within FETCH_MAX_BYTES
-# (15 MiB by default) never comes near it.
-MAX_FEED_TEXT_CHARS = 20_000_000
 # Characters of title, summary and content one entry keeps, together; the rest is cut and the cut noted.
 MAX_ENTRY_TEXT_CHARS = 1_000_000
 MIN_SAFE_EXPAT_VERSION = (2, 4, 1)
@@ -113,10 +107,10 @@ def parse_feed(
     headers = {name.lower(): value for name, value in (headers or {}).items()}
     if not content or not content.strip():
         raise FeedParseError("The response is empty, not a feed")
-    if len(content) > MAX_FEED_TEXT_CHARS:
+    limit = feedparser_patches.MAX_FEED_TEXT_CHARS
+    if len(content) > limit:
         raise FeedParseError(
-            f"The feed is {len(content):,} bytes, more than the {MAX_FEED_TEXT_CHARS:,} characters of text "
-            "a feed may hold; refused"
+            f"The feed is {len(content):,} bytes, more than the {limit:,} characters of text a feed may hold; refused"
         )
     if _looks_like_json(content, headers.get("content-type", "")):
         return _parse_json_feed(content, url=url, now=now)
@@ -162,7 +156,11 @@ def _parse_xml_feed(content: bytes, *, url: str, headers: dict[str, str], now: d
     # the bytes as a path or URL to open.
     content_type, label_problem = _xml_content_type(headers.get("content-type", ""))
     response_headers = {**headers, "content-type": content_type, "content-location": url}
-    result = feedparser.parse(io.BytesIO(content), response_headers=response_headers, sanitize_html=False)
+    feedparser_patches.apply()
+    try:
+        result = feedparser.parse(io.BytesIO(content), response_headers=response_headers, sanitize_html=False)
+    except feedparser_patches.FeedRefused as error:
+        raise FeedParseError(str(error)) from error
     problem = _describe_bozo(result.get("bozo_exception")) if result.get("bozo") else label_problem
     entries = result.get("entries") or []
     if not entries:
@@ -510,179 +508,7 @@ def _categories(names) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-# Hardening and teaching feedparser ---------------------------------------------------------------
-
-_original_replace_doctype = feedparser.api.replace_doctype
-_UTF8_BOM = b"\xef\xbb\xbf"
-# What may come before a DOCTYPE: white space, the XML declaration and other processing instructions, comments.
-_PROLOG_MISC = re.compile(rb"[ \t\r\n]+|<\?.*?\?>|<!--.*?-->", re.S)
-# A DOCTYPE up to its internal subset's "[" (or its closing ">"); quoted literals may hold either.
-_DOCTYPE_BEFORE_SUBSET = re.compile(rb"""<!DOCTYPE(?:[^\[>"']++|"[^"]*+"|'[^']*+')*+""")
-_SUBSET_END = re.compile(rb"\]\s*>")
-# feedparser's own idea of a safe declaration: a literal without references, or a single character reference.
-_SAFE_ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+(\w+)\s+"(&#\w+;|[^&"]*)"\s*>')
-
-
-def _replace_doctype_with_short_entities(data: bytes) -> tuple[str | None, bytes, dict[str, str]]:
-    """feedparser keeps a feed's simple entity declarations, and its parsers expand them with no limit; a
-    DOCTYPE that does not start a line it leaves to expat as written (entities of any length, parameter
-    entities, default attributes). So the parsers get a DOCTYPE of ours: the feed's short, literal entity
-    declarations and nothing else, and a feed whose references to them would expand it past
-    MAX_FEED_TEXT_CHARS is refused here, before either parser builds any text.
-
-    Runs inside feedparser.parse on the UTF-8 bytes both of its parsers read; FeedParseError passes through."""
-    version, data, _ = _original_replace_doctype(data)
-    doctype = _internal_subset(data)
-    if doctype is None:
-        return version, data, {}
-    subset_start, end = doctype
-    declared: dict[bytes, bytes] = {}
-    for name, value in _SAFE_ENTITY_DECLARATION.findall(data[subset_start:end]):
-        if len(value.decode("utf-8", "replace")) <= MAX_ENTITY_VALUE_LENGTH and len(declared) < MAX_ENTITY_DECLARATIONS:
-            declared.setdefault(name, value)
-    declarations = b"".join(b'<!ENTITY %s "%s">' % (name, value) for name, value in declared.items())
-    # As many line breaks as the subset had, so that expat's line numbers still point into the feed.
-    line_breaks = b"\n" * data.count(b"\n", subset_start, end)
-    subset = b"[" + declarations + line_breaks + b"]" if declared else line_breaks
-    data = data[:subset_start] + subset + b">" + data[end:]
-    _refuse_runaway_expansion(data, entities=declared)
-    return version, data, {name.decode(): value.decode("utf-8", "replace") for name, value in declared.items()}
-
-
-def _internal_subset(data: bytes) -> tuple[int, int] | None:
-    """Where the internal subset ("[...]") of the feed's DOCTYPE starts and where the DOCTYPE ends, read the
-    way expat reads a prolog; None when there is none. Should the subset hold a quoted "]>", the rest of it
-    is left behind the DOCTYPE we write, where expat rejects it as it would any stray markup."""
-    position = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
-    while misc := _PROLOG_MISC.match(data, position):
-        position = misc.end()
-    header = _DOCTYPE_BEFORE_SUBSET.match(data, position)
-    if header is None or data[header.end() : header.end() + 1] != b"[":
-        return None
-    closing = _SUBSET_END.search(data, header.end())
-    if closing is None:
-        raise FeedParseError("The feed's DOCTYPE declaration never ends, so the feed cannot be read safely")
-    return header.end(), closing.end()
-
-
-def _refuse_runaway_expansion(document: bytes, *, entities: dict[bytes, bytes]) -> None:
-    """Raise FeedParseError when references to `entities` in `document` could add more text than
-    MAX_FEED_TEXT_CHARS leaves beside the document's own length.
-
-    Counted on the bytes before any parser runs, by a few passes of bytes.count and nothing that grows with the
-    number of references. A reference is "&name;" or, for feedparser's lenient parser, "&name" before any
-    character that cannot continue a name; counting every "&name" may count a longer name too, which errs on
-    the safe side. Every reference starts with "&", so most feeds are cleared by one count of ampersands."""
-    growth = {name: _expanded_length(value) - len(name) - 1 for name, value in entities.items()}
-    growth = {name: added for name, added in growth.items() if added > 0}
-    budget = MAX_FEED_TEXT_CHARS - len(document)
-    if not growth or document.count(b"&") * max(growth.values()) <= budget:
-        return
-    references = {name: document.count(b"&" + name) for name in growth}
-    added = sum(count * growth[name] for name, count in references.items())
-    if added > budget:
-        used = ", ".join(f"&{name.decode()};" for name, count in references.items() if count)
-        raise FeedParseError(
-            f"The feed would expand to more than {MAX_FEED_TEXT_CHARS:,} characters of text: "
-            f"{sum(references.values()):,} references to its entities ({used}) add up to {added:,} characters "
-            f"to its {len(document):,} bytes; refused. The publisher should write the text out rather than "
-            "repeat an entity"
-        )
-
-
-def _expanded_length(value: bytes) -> int:
-    return 1 if value.startswith(b"&#") else len(value.decode("utf-8", "replace"))
-
-
-def _open_media(self) -> dict | None:
-    return getattr(self, "_newsreader_open_media", None)
-
-
-def _start_media_content(self, attrs_d: dict) -> None:
-    _original_media_handlers["_start_media_content"](self, attrs_d)
-    self._newsreader_open_media = self._get_context()["media_content"][-1]
-
-
-def _start_media_thumbnail(self, attrs_d: dict) -> None:
-    _original_media_handlers["_start_media_thumbnail"](self, attrs_d)
-    if _open_media(self) is None:
-        self._newsreader_open_media = self._get_context()["media_thumbnail"][-1]
-
-
-def _end_media_content(self) -> None:
-    self._newsreader_open_media = None
-
-
-def _end_media_thumbnail(self) -> None:
-    _original_media_handlers["_end_media_thumbnail"](self)
-    media = _open_media(self)
-    if any(media is thumbnail for thumbnail in self._get_context().get("media_thumbnail", [])):
-        self._newsreader_open_media = None
-
-
-def _end_media_credit(self) -> None:
-    _original_media_handlers["_end_media_credit"](self)
-    credit = (self._get_context().get("media_credit") or [{}])[-1].get("content", "")
-    _store_media_text(self, "credit", credit)
-
-
-def _start_media_text(self, attrs_d: dict) -> None:
-    self.push("newsreader_media_text", 1)
-
-
-def _end_media_description(self) -> None:
-    _store_media_text(self, "description", self.pop("newsreader_media_text"))
-
-
-def _end_media_title(self) -> None:
-    _store_media_text(self, "title", self.pop("newsreader_media_text"))
-
-
-def _store_media_text(self, name: str, value: str | None) -> None:
-    """Text inside a media:content or media:thumbnail belongs to that picture; outside, to every picture
-    of the item. It never replaces the item's own title or description."""
-    if not value:
-        return
-    media = _open_media(self)
-    if media is not None:
-        media.setdefault(f"newsreader_{name}", value)
-    elif self.inentry:
-        self._get_context().setdefault(f"newsreader_media_{name}", value)
-
-
-_original_media_handlers = {
-    name: getattr(feedparser.namespaces.mediarss.Namespace, name)
-    for name in ("_start_media_content", "_start_media_thumbnail", "_end_media_thumbnail", "_end_media_credit")
-}
-
-
-def _skipped_entity(self, name: str) -> None:
-    """expat skips entities a feed's external DTD would define (RSS 0.91's &eacute; and friends); we never
-    load that DTD, so put in the HTML character the name stands for, as the lenient parser does."""
-    codepoint = html.entities.name2codepoint.get(name)
-    if codepoint is not None:
-        self.characters(chr(codepoint))
-
-
-def _teach_feedparser() -> None:
-    """feedparser reads Media RSS descriptions and titles as the entry's own summary and title (a caption
-    replaces the story's description) and loses which picture a credit belongs to; fix both, bound
-    entity expansion and keep HTML entities expat skips. Applied once, at import."""
-    namespace = feedparser.namespaces.mediarss.Namespace
-    namespace._start_media_content = _start_media_content
-    namespace._end_media_content = _end_media_content
-    namespace._start_media_thumbnail = _start_media_thumbnail
-    namespace._end_media_thumbnail = _end_media_thumbnail
-    namespace._end_media_credit = _end_media_credit
-    namespace._start_media_description = _start_media_text
-    namespace._end_media_description = _end_media_description
-    namespace._start_media_title = _start_media_text
-    namespace._end_media_title = _end_media_title
-    feedparser.api.replace_doctype = _replace_doctype_with_short_entities
-    feedparser.api.StrictFeedParser.skippedEntity = _skipped_entity
-
-
-_teach_feedparser()
+# Start-up check --------------------------------------------------------------------------------
 
 
 def assert_xml_parser_is_safe() -> None:
@@ -700,7 +526,7 @@ def assert_xml_parser_is_safe() -> None:
     for feature in (xml.sax.handler.feature_external_ges, xml.sax.handler.feature_external_pes):
         if sax_parser.getFeature(feature):
             raise UnsafeXMLParser(f"The XML parser resolves external entities by default ({feature})")
-    if feedparser.api.replace_doctype is not _replace_doctype_with_short_entities:
+    if not feedparser_patches.is_applied():
         raise UnsafeXMLParser("feedparser's entity handling is not the bounded one")
     for bomb in _SELF_TEST_BOMBS:
         try:

@@ -10,7 +10,7 @@ from html import escape as html_escape
 
 import pytest
 
-from stories.importing import parse
+from stories.importing import feedparser_patches, parse
 from stories.importing.parse import FeedParseError, ImageSource, parse_feed
 from tests.conftest import shared_data
 from tests.httpserver import LocalHTTPServer
@@ -523,7 +523,7 @@ def test_start_up_check_passes_with_the_parser_we_ship():
 
 
 def test_start_up_check_refuses_a_parser_that_expands_long_entities(monkeypatch):
-    monkeypatch.setattr(parse, "MAX_ENTITY_VALUE_LENGTH", 10**9)
+    monkeypatch.setattr(feedparser_patches, "MAX_ENTITY_VALUE_LENGTH", 10**9)
 
     with pytest.raises(parse.UnsafeXMLParser, match="expanded without bound"):
         parse.assert_xml_parser_is_safe()
@@ -583,7 +583,7 @@ def test_json_feed_items_are_held_to_the_same_entry_limit(monkeypatch):
 
 
 def test_a_feed_holding_more_text_than_the_feed_limit_is_refused_with_the_sizes(monkeypatch):
-    monkeypatch.setattr(parse, "MAX_FEED_TEXT_CHARS", 50_000)
+    monkeypatch.setattr(feedparser_patches, "MAX_FEED_TEXT_CHARS", 50_000)
     body = rss("".join(f"<item><title>{n}</title><description>{'x' * 20_000}</description></item>" for n in range(3)))
 
     with pytest.raises(FeedParseError, match=r"The feed is 60,\d{3} bytes, more than the 50,000 characters"):
@@ -592,7 +592,7 @@ def test_a_feed_holding_more_text_than_the_feed_limit_is_refused_with_the_sizes(
 
 @pytest.mark.parametrize("one_line", [False, True], ids=["DTD on its own lines", "DTD on one line"])
 def test_entity_references_are_counted_before_parsing_against_the_feed_limit(monkeypatch, one_line):
-    monkeypatch.setattr(parse, "MAX_FEED_TEXT_CHARS", 100_000)
+    monkeypatch.setattr(feedparser_patches, "MAX_FEED_TEXT_CHARS", 100_000)
     value = "x" * 32
 
     within = parse_feed(content=entity_feed(value=value, references="&e;" * 2_000, one_line=one_line), url=FEED_URL)
@@ -608,7 +608,7 @@ def test_entity_references_are_counted_before_parsing_against_the_feed_limit(mon
 
 
 def test_references_without_a_semicolon_which_the_lenient_parser_expands_are_counted_too(monkeypatch):
-    monkeypatch.setattr(parse, "MAX_FEED_TEXT_CHARS", 100_000)
+    monkeypatch.setattr(feedparser_patches, "MAX_FEED_TEXT_CHARS", 100_000)
 
     with pytest.raises(FeedParseError, match="4,000 references to its entities"):
         parse_feed(content=entity_feed(value="x" * 32, references="&e " * 4_000), url=FEED_URL)
@@ -654,13 +654,12 @@ def test_an_unterminated_doctype_is_refused():
 
 
 def test_entities_a_feed_declares_are_kept_up_to_a_number():
-    declarations = "".join(f'<!ENTITY e{n} "{n}">' for n in range(parse.MAX_ENTITY_DECLARATIONS + 1))
+    kept = feedparser_patches.MAX_ENTITY_DECLARATIONS
+    declarations = "".join(f'<!ENTITY e{n} "{n}">' for n in range(kept + 1))
     body = (
         f'<?xml version="1.0"?><!DOCTYPE rss [{declarations}]><rss version="2.0"><channel><title>c</title>'
-        f"<item><title>&e0;-&e{parse.MAX_ENTITY_DECLARATIONS - 1};-&e{parse.MAX_ENTITY_DECLARATIONS};</title>"
+        f"<item><title>&e0;-&e{kept - 1};-&e{kept};</title>"
         "<link>https://news.example.org/1</link></item></channel></rss>"
     ).encode()
 
-    assert parse_feed(content=body, url=FEED_URL).entries[0].title == (
-        f"0-{parse.MAX_ENTITY_DECLARATIONS - 1}-&e{parse.MAX_ENTITY_DECLARATIONS};"
-    )
+    assert parse_feed(content=body, url=FEED_URL).entries[0].title == f"0-{kept - 1}-&e{kept};"

@@ -1,0 +1,256 @@
+"""Our changes to feedparser's behaviour: entity declarations bounded before either of its parsers expands
+them, Media RSS captions and credits kept with their picture, and HTML entities expat skips put back.
+
+They replace feedparser internals, so they are written for one feedparser version (FEEDPARSER_VERSION, the
+one pinned in requirements.txt); ``apply()`` installs them once and refuses any other version.
+"""
+
+import html.entities
+import inspect
+import re
+import threading
+from collections.abc import Callable
+
+import feedparser
+import feedparser.api
+import feedparser.namespaces.mediarss
+
+# The feedparser release these patches were written and checked against; requirements.txt pins the same.
+FEEDPARSER_VERSION = "6.0.14"
+MAX_ENTITY_VALUE_LENGTH = 32
+# Entity declarations kept (the first ones): counting the references to each is a pass over the feed.
+MAX_ENTITY_DECLARATIONS = 64
+# Characters of text a feed may expand to: its own length plus what its entity references add. A feed that
+# would expand further is refused before any parser builds the text; an honest feed within FETCH_MAX_BYTES
+# (15 MiB by default) never comes near it.
+MAX_FEED_TEXT_CHARS = 20_000_000
+
+
+class FeedRefused(Exception):
+    """Raised from inside ``feedparser.parse`` when a feed cannot be read safely; ``str(error)`` says why."""
+
+
+class FeedparserMismatch(RuntimeError):
+    """The installed feedparser is not the one these patches were written for, or lacks what they replace."""
+
+
+_MEDIA_RSS = feedparser.namespaces.mediarss.Namespace
+_STRICT_PARSER = feedparser.api.StrictFeedParser
+# What each patch replaces and the parameters the original takes: a new feedparser that renames or reshapes
+# any of them is refused rather than patched blindly.
+PATCHED_TARGETS: dict[tuple[object, str], tuple[str, ...]] = {
+    (feedparser.api, "replace_doctype"): ("data",),
+    (_MEDIA_RSS, "_start_media_content"): ("self", "attrs_d"),
+    (_MEDIA_RSS, "_start_media_thumbnail"): ("self", "attrs_d"),
+    (_MEDIA_RSS, "_end_media_thumbnail"): ("self",),
+    (_MEDIA_RSS, "_end_media_credit"): ("self",),
+    (_MEDIA_RSS, "_start_media_description"): ("self", "attrs_d"),
+    (_MEDIA_RSS, "_end_media_description"): ("self",),
+    (_MEDIA_RSS, "_start_media_title"): ("self", "attrs_d"),
+    (_MEDIA_RSS, "_end_media_title"): ("self",),
+    (_STRICT_PARSER, "skippedEntity"): ("self", "name"),
+}
+_originals: dict[str, Callable] = {}
+_applying = threading.Lock()
+
+
+def apply() -> None:
+    """Install the patches (once; later calls do nothing). Raises FeedparserMismatch, changing nothing,
+    when the installed feedparser is not FEEDPARSER_VERSION or no longer has what a patch replaces."""
+    with _applying:
+        if is_applied():
+            return
+        check_feedparser()
+        for owner, name in PATCHED_TARGETS:
+            _originals[name] = getattr(owner, name)
+        _MEDIA_RSS._start_media_content = _start_media_content
+        _MEDIA_RSS._end_media_content = _end_media_content
+        _MEDIA_RSS._start_media_thumbnail = _start_media_thumbnail
+        _MEDIA_RSS._end_media_thumbnail = _end_media_thumbnail
+        _MEDIA_RSS._end_media_credit = _end_media_credit
+        _MEDIA_RSS._start_media_description = _start_media_text
+        _MEDIA_RSS._end_media_description = _end_media_description
+        _MEDIA_RSS._start_media_title = _start_media_text
+        _MEDIA_RSS._end_media_title = _end_media_title
+        _STRICT_PARSER.skippedEntity = _skipped_entity
+        feedparser.api.replace_doctype = _replace_doctype_with_short_entities
+
+
+def is_applied() -> bool:
+    return feedparser.api.replace_doctype is _replace_doctype_with_short_entities
+
+
+def check_feedparser() -> None:
+    """Raise FeedparserMismatch unless the installed feedparser is the one the patches were written for and
+    still has each function they replace, taking the same parameters (once applied, the originals are checked)."""
+    installed = getattr(feedparser, "__version__", "unknown")
+    if installed != FEEDPARSER_VERSION:
+        raise FeedparserMismatch(
+            f"feedparser {installed} is installed, but stories/importing/feedparser_patches.py was written for "
+            f"feedparser {FEEDPARSER_VERSION}. Install the version pinned in requirements.txt, or check every "
+            "patch there against the new release and then raise FEEDPARSER_VERSION and the pin together."
+        )
+    for (owner, name), parameters in PATCHED_TARGETS.items():
+        target = _originals.get(name) or getattr(owner, name, None)
+        if not callable(target):
+            raise FeedparserMismatch(f"feedparser {installed} has no {_name_of(owner)}.{name} to patch")
+        found = tuple(inspect.signature(target).parameters)
+        if found != parameters:
+            raise FeedparserMismatch(
+                f"feedparser {installed}'s {_name_of(owner)}.{name} takes ({', '.join(found)}), "
+                f"not ({', '.join(parameters)}) as the patch expects"
+            )
+
+
+def _name_of(owner: object) -> str:
+    return getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
+
+
+# Bounded entity declarations ---------------------------------------------------------------------
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+# What may come before a DOCTYPE: white space, the XML declaration and other processing instructions, comments.
+_PROLOG_MISC = re.compile(rb"[ \t\r\n]+|<\?.*?\?>|<!--.*?-->", re.S)
+# A DOCTYPE up to its internal subset's "[" (or its closing ">"); quoted literals may hold either.
+_DOCTYPE_BEFORE_SUBSET = re.compile(rb"""<!DOCTYPE(?:[^\[>"']++|"[^"]*+"|'[^']*+')*+""")
+_SUBSET_END = re.compile(rb"\]\s*>")
+# feedparser's own idea of a safe declaration: a literal without references, or a single character reference.
+_SAFE_ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+(\w+)\s+"(&#\w+;|[^&"]*)"\s*>')
+
+
+def _replace_doctype_with_short_entities(data: bytes) -> tuple[str | None, bytes, dict[str, str]]:
+    """feedparser keeps a feed's simple entity declarations, and its parsers expand them with no limit; a
+    DOCTYPE that does not start a line it leaves to expat as written (entities of any length, parameter
+    entities, default attributes). So the parsers get a DOCTYPE of ours: the feed's short, literal entity
+    declarations and nothing else, and a feed whose references to them would expand it past
+    MAX_FEED_TEXT_CHARS is refused here, before either parser builds any text.
+
+    Runs inside feedparser.parse on the UTF-8 bytes both of its parsers read; FeedRefused passes through."""
+    version, data, _ = _originals["replace_doctype"](data)
+    doctype = _internal_subset(data)
+    if doctype is None:
+        return version, data, {}
+    subset_start, end = doctype
+    declared: dict[bytes, bytes] = {}
+    for name, value in _SAFE_ENTITY_DECLARATION.findall(data[subset_start:end]):
+        if len(value.decode("utf-8", "replace")) <= MAX_ENTITY_VALUE_LENGTH and len(declared) < MAX_ENTITY_DECLARATIONS:
+            declared.setdefault(name, value)
+    declarations = b"".join(b'<!ENTITY %s "%s">' % (name, value) for name, value in declared.items())
+    # As many line breaks as the subset had, so that expat's line numbers still point into the feed.
+    line_breaks = b"\n" * data.count(b"\n", subset_start, end)
+    subset = b"[" + declarations + line_breaks + b"]" if declared else line_breaks
+    data = data[:subset_start] + subset + b">" + data[end:]
+    _refuse_runaway_expansion(data, entities=declared)
+    return version, data, {name.decode(): value.decode("utf-8", "replace") for name, value in declared.items()}
+
+
+def _internal_subset(data: bytes) -> tuple[int, int] | None:
+    """Where the internal subset ("[...]") of the feed's DOCTYPE starts and where the DOCTYPE ends, read the
+    way expat reads a prolog; None when there is none. Should the subset hold a quoted "]>", the rest of it
+    is left behind the DOCTYPE we write, where expat rejects it as it would any stray markup."""
+    position = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    while misc := _PROLOG_MISC.match(data, position):
+        position = misc.end()
+    header = _DOCTYPE_BEFORE_SUBSET.match(data, position)
+    if header is None or data[header.end() : header.end() + 1] != b"[":
+        return None
+    closing = _SUBSET_END.search(data, header.end())
+    if closing is None:
+        raise FeedRefused("The feed's DOCTYPE declaration never ends, so the feed cannot be read safely")
+    return header.end(), closing.end()
+
+
+def _refuse_runaway_expansion(document: bytes, *, entities: dict[bytes, bytes]) -> None:
+    """Raise FeedRefused when references to `entities` in `document` could add more text than
+    MAX_FEED_TEXT_CHARS leaves beside the document's own length.
+
+    Counted on the bytes before any parser runs, by a few passes of bytes.count and nothing that grows with the
+    number of references. A reference is "&name;" or, for feedparser's lenient parser, "&name" before any
+    character that cannot continue a name; counting every "&name" may count a longer name too, which errs on
+    the safe side. Every reference starts with "&", so most feeds are cleared by one count of ampersands."""
+    growth = {name: _expanded_length(value) - len(name) - 1 for name, value in entities.items()}
+    growth = {name: added for name, added in growth.items() if added > 0}
+    budget = MAX_FEED_TEXT_CHARS - len(document)
+    if not growth or document.count(b"&") * max(growth.values()) <= budget:
+        return
+    references = {name: document.count(b"&" + name) for name in growth}
+    added = sum(count * growth[name] for name, count in references.items())
+    if added > budget:
+        used = ", ".join(f"&{name.decode()};" for name, count in references.items() if count)
+        raise FeedRefused(
+            f"The feed would expand to more than {MAX_FEED_TEXT_CHARS:,} characters of text: "
+            f"{sum(references.values()):,} references to its entities ({used}) add up to {added:,} characters "
+            f"to its {len(document):,} bytes; refused. The publisher should write the text out rather than "
+            "repeat an entity"
+        )
+
+
+def _expanded_length(value: bytes) -> int:
+    return 1 if value.startswith(b"&#") else len(value.decode("utf-8", "replace"))
+
+
+# Media RSS --------------------------------------------------------------------------------------
+
+
+def _open_media(self) -> dict | None:
+    return getattr(self, "_newsreader_open_media", None)
+
+
+def _start_media_content(self, attrs_d: dict) -> None:
+    _originals["_start_media_content"](self, attrs_d)
+    self._newsreader_open_media = self._get_context()["media_content"][-1]
+
+
+def _start_media_thumbnail(self, attrs_d: dict) -> None:
+    _originals["_start_media_thumbnail"](self, attrs_d)
+    if _open_media(self) is None:
+        self._newsreader_open_media = self._get_context()["media_thumbnail"][-1]
+
+
+def _end_media_content(self) -> None:
+    self._newsreader_open_media = None
+
+
+def _end_media_thumbnail(self) -> None:
+    _originals["_end_media_thumbnail"](self)
+    media = _open_media(self)
+    if any(media is thumbnail for thumbnail in self._get_context().get("media_thumbnail", [])):
+        self._newsreader_open_media = None
+
+
+def _end_media_credit(self) -> None:
+    _originals["_end_media_credit"](self)
+    credit = (self._get_context().get("media_credit") or [{}])[-1].get("content", "")
+    _store_media_text(self, "credit", credit)
+
+
+def _start_media_text(self, attrs_d: dict) -> None:
+    self.push("newsreader_media_text", 1)
+
+
+def _end_media_description(self) -> None:
+    _store_media_text(self, "description", self.pop("newsreader_media_text"))
+
+
+def _end_media_title(self) -> None:
+    _store_media_text(self, "title", self.pop("newsreader_media_text"))
+
+
+def _store_media_text(self, name: str, value: str | None) -> None:
+    """Text inside a media:content or media:thumbnail belongs to that picture; outside, to every picture
+    of the item. It never replaces the item's own title or description."""
+    if not value:
+        return
+    media = _open_media(self)
+    if media is not None:
+        media.setdefault(f"newsreader_{name}", value)
+    elif self.inentry:
+        self._get_context().setdefault(f"newsreader_media_{name}", value)
+
+
+def _skipped_entity(self, name: str) -> None:
+    """expat skips entities a feed's external DTD would define (RSS 0.91's &eacute; and friends); we never
+    load that DTD, so put in the HTML character the name stands for, as the lenient parser does."""
+    codepoint = html.entities.name2codepoint.get(name)
+    if codepoint is not None:
+        self.characters(chr(codepoint))
