@@ -1,60 +1,39 @@
 """What can go wrong when a reader or a moderator acts on a comment, with the message they are shown.
 
-Each error carries the HTTP status a view answers with, so a refusal is always a clear message and
-never a server error.
+Each error is a `CommentError` and one of the shared kinds of `newsreader.errors`, which gives it the
+HTTP status a view answers with, so a refusal is always a clear message and never a server error.
 """
 
-
-class CommentError(Exception):
-    """A refusal the person acting is told about, in words they can act on."""
-
-    status = 400
-
-    def __init__(self, message: str, *, reason_code: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason_code = reason_code
+from newsreader import errors
 
 
-class InvalidComment(CommentError):
+class CommentError(errors.UserError):
+    """A refusal the person acting on a comment is told about; `code` is the moderation reason code."""
+
+
+class InvalidComment(CommentError, errors.InvalidRequest):
     """The text or the request itself is wrong: empty, too long, a reply to a comment that is gone."""
 
-    status = 422
 
-
-class NotAllowed(CommentError):
+class NotAllowed(CommentError, errors.NotAllowed):
     """This person may not do this: not the author, suspended, banned, unverified, comments closed."""
 
-    status = 403
 
-
-class CommentRejected(CommentError):
+class CommentRejected(CommentError, errors.InvalidRequest):
     """The rules reject the text (banned words): it is kept for moderators but never published."""
 
-    status = 422
 
-
-class DuplicateComment(CommentError):
+class DuplicateComment(CommentError, errors.Conflict):
     """The same text was posted moments ago."""
 
-    status = 409
 
-
-class RateLimited(CommentError):
+class RateLimited(CommentError, errors.TooManyRequests):
     """Too many comments too quickly; `retry_after` says how many seconds until the next one is accepted."""
 
-    status = 429
 
-    def __init__(self, message: str, *, reason_code: str = "", retry_after: int = 0) -> None:
-        super().__init__(message, reason_code=reason_code)
-        self.retry_after = retry_after
+class AlreadyReported(CommentError, errors.Conflict):
+    """The reader reported this comment before."""
 
 
-class AlreadyReported(CommentError):
-    status = 409
-
-
-class ModerationError(CommentError):
+class ModerationError(CommentError, errors.Conflict):
     """A moderator's decision that does not apply to this comment or commenter."""
-
-    status = 409

@@ -1,7 +1,8 @@
 """The moderation pipeline: every new or edited comment passes through it, and it says why it decided.
 
 Three stages, in order:
-1. the gate: may this reader comment here at all (verified email, not banned or suspended, story open);
+1. the gate: may this reader comment here at all (not banned or suspended, verified email, story open) —
+   `refusal`, which the thread's form and reports ask too;
 2. the pace: rate limits and the same text posted again (new comments only; needs the author's lock);
 3. the content: banned words reject; site, story or commenter pre-moderation, suspect words, too many
    links and a new commenter's first comments hold for review; anything else is approved. Moderators,
@@ -12,6 +13,7 @@ The rules are rows of `ModerationRule`, edited in the admin and cached for a min
 
 import enum
 import functools
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,6 +106,9 @@ HELD_MESSAGE = "Thanks! Your comment will appear once a moderator has approved i
 REJECTED_MESSAGE = "Your comment contains language that is not allowed here. Please rephrase it."
 DUPLICATE_MESSAGE = "You have already posted this comment."
 RATE_LIMIT_MESSAGE = "You are commenting too quickly: at most {limit} every {window}. Please try again in {wait}."
+NOT_VERIFIED_MESSAGE = "Please verify your email address before {doing}."
+NOT_OPEN_MESSAGE = "This story is not open for comments."
+CLOSED_MESSAGE = "Comments are closed on this story."
 
 
 def active_rules() -> tuple[Rule, ...]:
@@ -138,29 +143,56 @@ def report_threshold(rules: tuple[Rule, ...]) -> int | None:
     return min(limits) if limits else None
 
 
-def gate(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
-    """A refusal when this reader may not comment on this story at all."""
-    if not submission.email_verified:
-        return _refuse(ReasonCode.NOT_VERIFIED, "Please verify your email address before commenting.")
-    refusal = submission.commenter.refusal(now=now)
-    if refusal is not None:
-        code, message = refusal
+def refusal(
+    *,
+    commenter: Commenter,
+    email_verified: bool,
+    story: Story | None,
+    rules: tuple[Rule, ...],
+    now: datetime,
+    doing: str = "commenting",
+) -> Decision | None:
+    """Why this reader may not comment on this story, as a refusal; None when they may.
+
+    The one answer for posting, editing, the form a thread offers and, without a story, reporting
+    comments (which stays open on a closed story). `doing` completes "Please verify your email
+    address before …".
+    """
+    standing = commenter.refusal(now=now)
+    if standing is not None:
+        code, message = standing
         return _refuse(code, message)
-    if not submission.story.is_visible:
-        return _refuse(ReasonCode.CLOSED, "This story is not open for comments.")
-    if effective_mode(submission.story, rules) == Story.CommentsMode.CLOSED:
+    if not email_verified:
+        return _refuse(ReasonCode.NOT_VERIFIED, NOT_VERIFIED_MESSAGE.format(doing=doing))
+    if story is None:
+        return None
+    if not story.is_visible:
+        return _refuse(ReasonCode.CLOSED, NOT_OPEN_MESSAGE)
+    if effective_mode(story, rules) == Story.CommentsMode.CLOSED:
         closing = _of_kind(rules, Kind.CLOSE_ALL)
         rule = closing[0] if closing else None
-        message = (rule.message if rule and rule.message else "") or "Comments are closed on this story."
+        message = (rule.message if rule and rule.message else "") or CLOSED_MESSAGE
         return Decision(Verdict.REFUSE, ReasonCode.CLOSED, "comments are closed", message, rule)
     return None
+
+
+def gate(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
+    """A refusal when this reader may not comment on this story at all."""
+    return refusal(
+        commenter=submission.commenter,
+        email_verified=submission.email_verified,
+        story=submission.story,
+        rules=rules,
+        now=now,
+    )
 
 
 def pace(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
     """A refusal when the author is over a rate limit or posted the same text within the window.
 
     Counts every comment the author wrote in the window, whatever became of it, so posting and
-    deleting does not get round a limit. One query for all the rules.
+    deleting does not get round a limit. One query for all the rules, and one more when over a limit.
+    The refusal names the limit that binds longest and says when every limit lets the author through.
     """
     is_new_account = now - submission.author_joined < timedelta(days=settings.COMMENTS_NEW_ACCOUNT_DAYS)
     rate_rules = [
@@ -188,15 +220,18 @@ def pace(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> D
             message = rule.message or DUPLICATE_MESSAGE
             reason = f"same text posted within {_duration(rule.window_seconds)}"
             return Decision(Verdict.REFUSE, ReasonCode.DUPLICATE, reason, message, rule)
-    for rule in sorted(rate_rules, key=lambda r: r.window_seconds):
-        if found[f"rule_{rule.id}"] >= rule.limit:
-            wait = _seconds_until_allowed(submission.author_id, rule, now)
-            message = (rule.message or RATE_LIMIT_MESSAGE).format(
-                limit=_plural(rule.limit, "comment"), window=_duration(rule.window_seconds), wait=_duration(wait)
-            )
-            reason = f"more than {rule.limit} in {_duration(rule.window_seconds)}"
-            return Decision(Verdict.REFUSE, ReasonCode.RATE_LIMIT, reason, message, rule, retry_after=wait)
-    return None
+    over = [rule for rule in rate_rules if found[f"rule_{rule.id}"] >= rule.limit]
+    if not over:
+        return None
+    # Every limit the author is over must let them through again: the one that takes longest binds.
+    waits = _seconds_until_allowed(submission.author_id, over, now)
+    rule = max(over, key=lambda r: (waits[r.id], r.window_seconds))
+    wait = waits[rule.id]
+    message = (rule.message or RATE_LIMIT_MESSAGE).format(
+        limit=_plural(rule.limit, "comment"), window=_duration(rule.window_seconds), wait=_wait(wait)
+    )
+    reason = f"more than {rule.limit} in {_duration(rule.window_seconds)}"
+    return Decision(Verdict.REFUSE, ReasonCode.RATE_LIMIT, reason, message, rule, retry_after=wait)
 
 
 def judge(*, submission: Submission, rules: tuple[Rule, ...], is_edit: bool) -> Decision:
@@ -286,15 +321,23 @@ def _published_count(author_id: int, *, up_to: int) -> int:
     return len(Comment.objects.filter(author_id=author_id, status=Comment.Status.VISIBLE).values_list("pk")[:up_to])
 
 
-def _seconds_until_allowed(author_id: int, rule: Rule, now: datetime) -> int:
-    """When the oldest comment counted against the limit leaves the window."""
-    since = now - timedelta(seconds=rule.window_seconds)
-    recent = Comment.objects.filter(author_id=author_id, created_at__gte=since).order_by("-created_at")
-    counted = list(recent.values_list("created_at", flat=True)[: rule.limit])
-    if not counted:
-        return rule.window_seconds
-    leaves = counted[-1] + timedelta(seconds=rule.window_seconds)
-    return max(1, int((leaves - now).total_seconds() + 0.999))
+def _seconds_until_allowed(author_id: int, rules: list[Rule], now: datetime) -> dict[int, int]:
+    """For each rule the author is at or over, the seconds until it lets them post again: until the
+    comment `limit` places back from the newest leaves its window. One query for all of them."""
+    longest = max(rule.window_seconds for rule in rules)
+    recent = list(
+        Comment.objects.filter(author_id=author_id, created_at__gte=now - timedelta(seconds=longest))
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[: max(rule.limit for rule in rules)]
+    )
+    waits = {}
+    for rule in rules:
+        if len(recent) < rule.limit or rule.limit == 0:
+            waits[rule.id] = rule.window_seconds
+            continue
+        leaves = recent[rule.limit - 1] + timedelta(seconds=rule.window_seconds)
+        waits[rule.id] = max(1, math.ceil((leaves - now).total_seconds()))
+    return waits
 
 
 @functools.lru_cache(maxsize=64)
@@ -325,3 +368,12 @@ def _duration(seconds: int) -> str:
     if seconds < 86400:
         return _plural(round(seconds / 3600), "hour")
     return _plural(round(seconds / 86400), "day")
+
+
+def _wait(seconds: int) -> str:
+    """A wait in words, never shorter than the wait: trying again when it says must work."""
+    if seconds < 120:
+        return _plural(seconds, "second")
+    if seconds < 7200:
+        return _plural(math.ceil(seconds / 60), "minute")
+    return _plural(math.ceil(seconds / 3600), "hour")

@@ -6,16 +6,17 @@ one corrects the story's label through `record_corrections`, so it becomes a `La
 moderator's edit (and counts towards the labeller's next refit). Dismissing one changes nothing.
 """
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from allauth.account.models import EmailAddress
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from newsreader import errors
+from newsreader.ratelimits import count_in_window
 
 from .labelling.service import label_snapshot, record_corrections, tags_named
 from .models import LabelCorrection, LabelReport, Section, Story, Tag
@@ -23,31 +24,24 @@ from .models import LabelCorrection, LabelReport, Section, Story, Tag
 RATE_WINDOW_SECONDS = 3600
 
 
-class LabelReportError(Exception):
-    """A report the reader cannot send, with the message they are shown and the HTTP status it answers with."""
-
-    status = 400
-
-    def __init__(self, message: str, *, retry_after: int = 0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+class LabelReportError(errors.UserError):
+    """A report the reader cannot send; its kind from `newsreader.errors` gives the HTTP status."""
 
 
-class InvalidReport(LabelReportError):
-    status = 422
+class InvalidReport(LabelReportError, errors.InvalidRequest):
+    pass
 
 
-class NotAllowed(LabelReportError):
-    status = 403
+class NotAllowed(LabelReportError, errors.NotAllowed):
+    pass
 
 
-class AlreadyReported(LabelReportError):
-    status = 409
+class AlreadyReported(LabelReportError, errors.Conflict):
+    pass
 
 
-class TooManyReports(LabelReportError):
-    status = 429
+class TooManyReports(LabelReportError, errors.TooManyRequests):
+    pass
 
 
 class LabelReportForm(forms.Form):
@@ -73,8 +67,8 @@ class LabelReportForm(forms.Form):
         return cleaned
 
     def first_error(self) -> str:
-        for errors in self.errors.values():
-            return str(errors[0])
+        for field_errors in self.errors.values():
+            return str(field_errors[0])
         return "Please check the report."
 
 
@@ -89,22 +83,13 @@ def report_form_context(*, story: Story, reader) -> dict:
 def count_attempt(reader) -> None:
     """Count an attempt to report in the reader's current hour (valid or not); refuse past
     LABEL_REPORTS_PER_HOUR with `TooManyReports`."""
-    now = time.time()
-    window = int(now // RATE_WINDOW_SECONDS)
-    key = f"newsreader:label-reports:{reader.pk}:{window}"
-    cache.add(key, 0, RATE_WINDOW_SECONDS)
-    try:
-        attempts = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, RATE_WINDOW_SECONDS)
-        attempts = 1
+    attempts = count_in_window(f"label-reports:{reader.pk}", window_seconds=RATE_WINDOW_SECONDS)
     limit = settings.LABEL_REPORTS_PER_HOUR
-    if attempts > limit:
-        wait = int((window + 1) * RATE_WINDOW_SECONDS - now) + 1
+    if attempts.over(limit):
         raise TooManyReports(
             f"You have sent {limit} label reports this hour, the most we take from one reader. "
-            f"Please try again in {max(1, round(wait / 60))} minutes.",
-            retry_after=wait,
+            f"Please try again in {max(1, round(attempts.resets_in / 60))} minutes.",
+            retry_after=attempts.resets_in,
         )
 
 

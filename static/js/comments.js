@@ -6,10 +6,24 @@
   var SHOWN_STATUSES = [403, 409, 422, 429];
 
   document.addEventListener("htmx:beforeSwap", function (event) {
+    var section = event.detail.requestConfig.elt.closest(".comments");
+    if (!section) {
+      return;
+    }
     var status = event.detail.xhr.status;
-    if (SHOWN_STATUSES.indexOf(status) !== -1 && event.detail.requestConfig.elt.closest(".comments")) {
+    if (SHOWN_STATUSES.indexOf(status) !== -1) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
+    }
+    // One notice at a time: the answer to a post or a refusal brings its own (the thread's notice line or
+    // the form's error), so the ones shown before go: other forms' errors and the page's messages.
+    if (event.detail.requestConfig.verb === "post" || SHOWN_STATUSES.indexOf(status) !== -1) {
+      section.querySelectorAll(".comment-error").forEach(function (error) {
+        error.remove();
+      });
+      document.querySelectorAll(".messages").forEach(function (messages) {
+        messages.remove();
+      });
     }
   });
 

@@ -15,8 +15,6 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 import brotli
@@ -24,6 +22,8 @@ import certifi
 import httpcore
 import httpx
 from django.conf import settings
+
+from newsreader.httpdates import retry_after_seconds
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -264,24 +264,6 @@ def address_block_reason(address: IPAddress) -> str | None:
     return None
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> int | None:
-    """Seconds to wait according to a Retry-After header, in either of its forms: delta-seconds
-    ("120") or an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"). None when absent or unreadable."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        return int(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0, round(seconds))
-
-
 # --- Requests and results --------------------------------------------------------------------
 
 
@@ -333,7 +315,7 @@ def _result(
     final_url = str(response.url)
     not_modified = response.status_code == 304
     if not (response.is_success or not_modified):
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         advice = f"; it asks to retry after {retry_after} s" if retry_after is not None else ""
         raise HTTPStatusError(
             f"{final_url} answered {response.status_code} {response.reason_phrase}{advice}",

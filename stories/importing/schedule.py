@@ -2,9 +2,10 @@
 
 import random
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
+
+from newsreader.httpdates import seconds_until
 
 MIN_INTERVAL = timedelta(minutes=5)
 MAX_INTERVAL = timedelta(hours=24)
@@ -22,12 +23,7 @@ def caching_hint_minutes(headers: dict[str, str], *, now: datetime | None = None
         if name.lower() in ("max-age", "s-maxage") and value.strip().isdigit():
             minutes = max(minutes, int(value) // 60)
     if "expires" in lowered and not minutes:
-        try:
-            expires = parsedate_to_datetime(lowered["expires"])
-        except (TypeError, ValueError):
-            expires = None
-        if expires is not None and expires.tzinfo is not None and expires > now:
-            minutes = int((expires - now).total_seconds() // 60)
+        minutes = (seconds_until(lowered["expires"], now=now) or 0) // 60
     return minutes
 
 

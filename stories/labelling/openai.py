@@ -7,7 +7,6 @@ gazetteer, and a brief is rebuilt from plain text and sanitised. Requests have t
 with backoff on 429, 5xx and network errors, and a per-minute budget shared through the cache.
 """
 
-import email.utils
 import functools
 import html
 import json
@@ -20,8 +19,9 @@ from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
-from django.core.cache import cache
 
+from newsreader.httpdates import retry_after_seconds
+from newsreader.ratelimits import count_in_window
 from newsreader.sanitize import html_to_text, sanitize_html
 from stories.labelling import keyphrases, regions, text
 from stories.labelling.base import (
@@ -124,15 +124,8 @@ class MinuteBudget:
     def take(self) -> None:
         if self.per_minute <= 0:
             return
-        key = f"labelling:budget:{self.name}:{int(self.clock() // 60)}"
-        cache.add(key, 0, timeout=120)
-        try:
-            used = cache.incr(key)
-        except ValueError:
-            # The key expired between add and incr: this request opens the next minute.
-            cache.add(key, 1, timeout=120)
-            used = 1
-        if used > self.per_minute:
+        used = count_in_window(f"labelling-budget:{self.name}", window_seconds=60, now=self.clock())
+        if used.over(self.per_minute):
             raise LabellerBudgetExceeded(
                 f"The {self.name} labeller has used its {self.per_minute} requests for this minute "
                 "(OPENAI_REQUESTS_PER_MINUTE); the story falls back to the next labeller."
@@ -244,7 +237,7 @@ class OpenAILabeller(Labeller):
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 problem = f"HTTP {response.status_code}"
-                wait = _retry_after_seconds(response)
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is not None and wait > self.config.max_retry_wait_seconds:
                     raise LabellerRequestFailed(
                         f"The endpoint answered {problem} and asked us to wait {wait:g} s, longer than "
@@ -303,19 +296,6 @@ class OpenAILabeller(Labeller):
 @functools.lru_cache(maxsize=4)
 def _labeller_for(config: OpenAISettings) -> OpenAILabeller:
     return OpenAILabeller(config=config)
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def _snippet(value: str, limit: int = 200) -> str:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from comments import services
+from comments import moderation, selectors, services
 from comments.errors import CommentRejected, DuplicateComment, NotAllowed, RateLimited
 from comments.models import Comment, Commenter, ModerationLog, ModerationRule
 from stories.models import Story
@@ -205,6 +205,62 @@ def test_new_accounts_have_a_stricter_limit(rules, story, settings):
     assert post(story, regular, "two").status == Status.VISIBLE
 
 
+def test_a_newcomer_is_told_the_limit_that_binds_and_the_true_wait(rules, story, settings):
+    settings.COMMENTS_NEW_ACCOUNT_DAYS = 3
+    seed_default_rules()  # one per 15 s and 30 an hour for all; one a minute and 5 an hour for newcomers
+    newcomer = UserFactory()
+    first = post(story, newcomer, "First!")
+
+    with pytest.raises(RateLimited) as at_once:
+        post(story, newcomer, "Second, straight away.")
+    age(first, 30)
+    with pytest.raises(RateLimited) as half_a_minute_later:
+        post(story, newcomer, "Third, half a minute on.")
+    age(first, 61)
+
+    assert at_once.value.message == (
+        "You are commenting too quickly: at most 1 comment every 1 minute. "
+        f"Please try again in {at_once.value.retry_after} seconds."
+    )
+    assert 59 <= at_once.value.retry_after <= 60
+    assert "1 minute" in half_a_minute_later.value.message
+    assert 29 <= half_a_minute_later.value.retry_after <= 30
+    assert post(story, newcomer, "Fourth, a minute on.").status in (Status.VISIBLE, Status.PENDING)
+
+
+def test_the_wait_covers_every_limit_the_author_is_over(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=15)
+    rules("rate_limit", limit=3, window_seconds=3600)
+    now = timezone.now()
+    for minutes_ago in (50, 40, 0):
+        CommentFactory(story=story, author=author, created_at=now - timedelta(minutes=minutes_ago, seconds=5))
+
+    with pytest.raises(RateLimited) as refused:
+        post(story, author, "One more.")
+
+    # Past the 15 seconds, but the comment of 50 minutes ago keeps the hour full for another 10 minutes.
+    assert 594 <= refused.value.retry_after <= 595
+    assert refused.value.message == (
+        "You are commenting too quickly: at most 3 comments every 1 hour. Please try again in 10 minutes."
+    )
+
+
+def test_when_two_limits_bind_the_one_with_the_longer_wait_is_named(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=15)
+    rules("rate_limit", limit=2, window_seconds=120)
+    older = post(story, author, "one")
+    age(older, 100)
+    post(story, author, "two")
+
+    with pytest.raises(RateLimited) as refused:
+        post(story, author, "three")
+
+    # The 15-second limit frees the author in 15 s, the 2-minute one only when "one" leaves it (20 s).
+    assert 19 <= refused.value.retry_after <= 20
+    assert "at most 2 comments every 2 minutes" in refused.value.message
+    assert "15 seconds" not in refused.value.message
+
+
 # --- Reports ---------------------------------------------------------------------------------
 
 
@@ -317,6 +373,76 @@ def test_reader_without_a_verified_email_cannot_post(rules, story):
 
     with pytest.raises(NotAllowed, match="verify your email"):
         post(story, unverified)
+
+
+def _banned(story, reader, moderator):
+    services.commenter_ban(user=reader, moderator=moderator)
+
+
+def _suspended(story, reader, moderator):
+    services.commenter_suspend(user=reader, moderator=moderator, until=timezone.now() + timedelta(days=2))
+
+
+def _unverified(story, reader, moderator):
+    reader.emailaddress_set.update(verified=False)
+
+
+def _story_closed(story, reader, moderator):
+    Story.objects.filter(pk=story.pk).update(comments_mode=Story.CommentsMode.CLOSED)
+
+
+def _site_closed(story, reader, moderator):
+    ModerationRule.objects.create(name="Closed for the election", kind="close_all", message="Back on Monday.")
+    moderation.forget_cached_rules()
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "message"),
+    [
+        (_banned, "banned", "Your account can no longer comment."),
+        (_suspended, "suspended", "Your account is suspended from commenting until"),
+        (_unverified, "not_verified", "Please verify your email address before commenting."),
+        (_story_closed, "closed", "Comments are closed on this story."),
+        (_site_closed, "closed", "Back on Monday."),
+    ],
+)
+def test_the_thread_and_the_pipeline_give_one_answer_to_who_may_comment(
+    rules, story, author, moderator, rf, setup, code, message
+):
+    setup(story, author, moderator)
+    story.refresh_from_db()
+    request = rf.get("/")
+    request.user = author
+
+    viewer = selectors.viewer_for(request, story, moderation.active_rules())
+    with pytest.raises(NotAllowed) as refused:
+        post(story, author)
+
+    assert not viewer.can_post
+    assert viewer.notice.startswith(message)
+    assert refused.value.message == viewer.notice
+    assert refused.value.code == code
+
+
+def test_a_banned_reader_is_told_so_rather_than_asked_to_verify_their_email(rules, story, author, moderator):
+    _unverified(story, author, moderator)
+    _banned(story, author, moderator)
+
+    with pytest.raises(NotAllowed, match="can no longer comment"):
+        post(story, author)
+
+
+def test_reporting_asks_the_same_question_without_the_story(rules, story, author, other_reader, moderator):
+    comment = CommentFactory(story=story, author=other_reader)
+    _story_closed(story, author, moderator)
+    _unverified(story, author, moderator)
+
+    with pytest.raises(NotAllowed) as refused:
+        services.comment_report(comment=comment, reporter=author, reason="spam")
+    author.emailaddress_set.update(verified=True)
+
+    assert refused.value.message == "Please verify your email address before reporting comments."
+    assert services.comment_report(comment=comment, reporter=author, reason="spam").pk  # closed stories too
 
 
 # --- Edits are moderated again ---------------------------------------------------------------

@@ -106,6 +106,63 @@ def test_rate_limited_post_without_javascript_gets_a_page_with_the_message(signe
     assert "You are commenting too quickly" in response.content.decode()
 
 
+NOTICE_LINE = re.compile(r'<p id="comment-status" hx-swap-oob="innerHTML">(.*?)</p>', re.DOTALL)
+
+
+def notice_line(response) -> str | None:
+    """What an htmx answer puts on the thread's notice line; None when it leaves the line alone."""
+    found = NOTICE_LINE.findall(response.content.decode())
+    assert len(found) <= 1
+    return found[0].strip() if found else None
+
+
+def test_a_refusal_after_a_post_replaces_the_published_notice(signed_in, story, rules):
+    rules("rate_limit", limit=1, window_seconds=15)
+    rules("rate_limit", limit=1, window_seconds=60)
+
+    published = post_comment(signed_in, story, "first", **htmx())
+    refused = post_comment(signed_in, story, "second", **htmx())
+
+    assert notice_line(published) == "Your comment is published."
+    assert refused.status_code == 429
+    assert notice_line(refused) == ""
+    html = refused.content.decode()
+    assert html.count('class="comment-error"') == 1
+    assert html.count("You are commenting too quickly") == 1
+    assert "at most 1 comment every 1 minute" in html
+    assert "15 seconds" not in html
+    wait = int(refused["Retry-After"])
+    assert 59 <= wait <= 60
+    assert f"Please try again in {wait} seconds." in html
+
+
+def test_a_refused_reply_clears_the_notice_line_too(signed_in, story, rules):
+    rules("rate_limit", limit=1, window_seconds=15)
+    parent = CommentFactory(story=story)
+    post_comment(signed_in, story, "first", **htmx())
+
+    refused = signed_in.post(
+        f"/comments/c/{parent.pk}/reply/", {"body": "a reply", "idempotency_key": str(uuid.uuid4())}, **htmx()
+    )
+
+    assert refused.status_code == 429
+    assert refused["HX-Retarget"] == f"#comment-{parent.pk}-slot"
+    assert notice_line(refused) == ""
+
+
+def test_without_javascript_a_refusal_stands_alone(signed_in, story, rules):
+    rules("rate_limit", limit=1, window_seconds=15)
+    published = signed_in.get(post_comment(signed_in, story, "first")["Location"]).content.decode()
+
+    refused = post_comment(signed_in, story, "second")
+
+    assert "Your comment is published." in published
+    html = refused.content.decode()
+    assert refused.status_code == 429
+    assert "Your comment is published." not in html
+    assert html.count("You are commenting too quickly") == 1
+
+
 @pytest.mark.parametrize(
     ("data", "status", "message"),
     [
@@ -287,7 +344,7 @@ def test_reader_reports_a_comment_and_is_thanked(signed_in, story):
     response = signed_in.post(f"/comments/c/{comment.pk}/report/", {"reason": "spam", "detail": "ads"}, **htmx())
 
     assert response.status_code == 200
-    assert "Thank you for the report" in response.content.decode()
+    assert notice_line(response) == "Thank you for the report. A moderator will look at this comment."
     assert Report.objects.get().detail == "ads"
 
 

@@ -31,7 +31,6 @@ from stories.importing.fetch import (
     UnsupportedScheme,
     address_block_reason,
     fetch,
-    parse_retry_after,
 )
 from tests.httpserver import LocalHTTPServer, Reply, Request
 
@@ -587,28 +586,6 @@ def test_status_error_survives_pickling():
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
 
     assert (str(copy), copy.url, copy.status, copy.retry_after) == (str(error), error.url, 429, 60)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("120", 120),
-        (" 0 ", 0),
-        ("Wed, 21 Oct 2015 07:33:00 GMT", 300),
-        ("Wednesday, 21-Oct-15 07:33:00 GMT", 300),  # the obsolete RFC 850 form
-        ("Wed, 21 Oct 2015 07:00:00 GMT", 0),  # already past
-        (None, None),
-        ("", None),
-        ("soon", None),
-        ("-5", None),
-        ("1.5", None),
-        ("١٢٠", None),  # digits, but not ASCII ones
-    ],
-)
-def test_retry_after_is_read_in_both_forms(value, expected):
-    now = datetime.datetime(2015, 10, 21, 7, 28, tzinfo=datetime.UTC)
-
-    assert parse_retry_after(value, now=now) == expected
 
 
 # --- The address classifier ------------------------------------------------------------------
