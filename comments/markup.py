@@ -20,11 +20,25 @@ _MARKDOWN.linkify.set({"fuzzy_email": False})
 
 _LINK_START = re.compile(r"<a\s", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+# Bidi embeddings, overrides and isolates (LRE..RLO, LRI..PDI): one left open reorders whatever the page shows
+# after it, so a comment may not carry them. Right-to-left text itself is fine: it is shown isolated.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Those, plus the characters that take no space (zero-width space, joiners, direction marks, word joiner,
+# byte-order mark): invisible in a name or a banned word, so kept out of both.
+INVISIBLE_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u2060\ufeff]")
+
+
+def strip_bidi_controls(text: str) -> str:
+    return BIDI_CONTROLS.sub("", text)
+
+
+def strip_invisible_controls(text: str) -> str:
+    return INVISIBLE_CONTROLS.sub("", text)
 
 
 def render_comment(text: str) -> str:
     """The stored HTML of a comment: rendered from the subset, every link `rel="nofollow ugc noopener"`."""
-    return sanitize_html(_MARKDOWN.render(text), link_rel=COMMENT_LINK_REL)
+    return sanitize_html(_MARKDOWN.render(strip_bidi_controls(text)), link_rel=COMMENT_LINK_REL)
 
 
 def count_links(html: str) -> int:
@@ -32,7 +46,9 @@ def count_links(html: str) -> int:
 
 
 def normalise(text: str) -> str:
-    """The text as rules compare it: Unicode-normalised, case-folded, runs of whitespace as one space."""
+    """The text as rules compare it: Unicode-normalised, case-folded, runs of whitespace as one space, and
+    without invisible characters (so a zero-width space cannot split a banned word)."""
+    text = strip_invisible_controls(text)
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from disarm import skeleton_key
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -261,16 +262,33 @@ class Report(models.Model):
         return f"{self.get_reason_display()} report on comment {self.comment_id}"
 
 
+def public_name_skeleton(name: str) -> str:
+    """What a public name looks like, after Unicode's confusable mapping (UTS #39 skeleton, case-folded, digits
+    folded with the letters they resemble): "poster01" and a "p\u043ester01" (a Cyrillic o) share one."""
+    return skeleton_key(name, digit_policy="tr39")
+
+
+class CommenterQuerySet(models.QuerySet):
+    def named_like(self, name: str) -> "CommenterQuerySet":
+        """Readers whose public name looks like this one (one indexed lookup on the stored skeleton)."""
+        return self.filter(name_skeleton=public_name_skeleton(name))
+
+
 class Commenter(models.Model):
     """A reader's standing in the comments: suspension, ban, pre-moderation, and their mail preference."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    # Kept in step with the user's name by comments.signals; not unique, because names that already looked
+    # alike before the rule existed stay valid.
+    name_skeleton = models.CharField(max_length=600, blank=True, db_index=True, editable=False)
     suspended_until = models.DateTimeField(null=True, blank=True)
     is_banned = models.BooleanField("banned", default=False)
     always_premoderate = models.BooleanField("always pre-moderate", default=False)
     notify_replies = models.BooleanField("email me replies", default=True)
     moderation_note = models.CharField("why", max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CommenterQuerySet.as_manager()
 
     class Meta:
         ordering = ["user__username"]

@@ -45,7 +45,7 @@ def test_the_queue_fits_a_1280_pixel_screen(busy_queue, browser_page):
     page.goto("/accounts/login/")
     page.get_by_label("Email").fill(busy_queue.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
 
     page.goto("/admin/comments/comment/")
 

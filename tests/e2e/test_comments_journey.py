@@ -35,7 +35,7 @@ def log_in(page, email: str) -> None:
     page.goto("/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
 
 
 def log_out(page) -> None:
@@ -54,10 +54,10 @@ def test_reader_journey_from_sign_up_to_a_moderator_approved_comment(scene, brow
     # Sign up, then verify the email address with the link from the mail.
     page.goto("/accounts/signup/")
     page.get_by_label("Email").fill("cleo@example.com")
-    page.get_by_label("Username").fill("cleo")
+    page.get_by_label("Public name").fill("cleo")
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_label("Password (again)").fill(PASSWORD)
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Sign up").click()
     expect(page).to_have_url(re.compile(r"/accounts/confirm-email/$"))
     link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+)", mail.outbox[-1].body).group(1)
     page.goto(link)

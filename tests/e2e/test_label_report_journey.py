@@ -47,7 +47,7 @@ def test_reader_reports_a_wrong_section_and_a_moderator_confirms_it(journey, bro
     page.goto(f"/accounts/login/?next={story.get_absolute_url()}")
     page.get_by_label("Email").fill(reader.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(story.title)
 
     page.get_by_text("Is a label wrong?").click()
@@ -67,7 +67,7 @@ def test_reader_reports_a_wrong_section_and_a_moderator_confirms_it(journey, bro
     page.goto("/admin/stories/labelreport/")
     page.get_by_label("Email").fill(moderator.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     row = page.get_by_role("row").filter(has_text=story.title)
     expect(row).to_contain_text("Technology → Business")
     row.get_by_role("checkbox").check()

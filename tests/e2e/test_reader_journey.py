@@ -30,7 +30,7 @@ def test_visitor_signs_in_from_a_story_and_lands_back_on_its_comments(story_and_
     page.get_by_role("link", name="Log in to comment.").click()
     page.get_by_label("Email").fill(reader.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
 
     expect(page).to_have_url(re.compile(re.escape(story.get_absolute_url()) + "#comments$"))
     expect(page.get_by_role("heading", name="Comments (0)")).to_be_visible()
