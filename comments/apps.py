@@ -6,4 +6,9 @@ class CommentsConfig(AppConfig):
     verbose_name = "Comments"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from stories import extensions
+
+        from . import demo, signals, views  # noqa: F401  (signals: receivers)
+
+        extensions.story_page_context.connect(views.story_page_comments, dispatch_uid="comments.story_page")
+        extensions.demo_stories_loaded.connect(demo.load_demo_conversations, dispatch_uid="comments.demo")

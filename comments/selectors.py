@@ -17,10 +17,11 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from follows import selectors as follows_selectors
 from stories.models import Story
 
 from . import moderation
-from .models import Comment, Report, ThreadComment
+from .models import Comment, Commenter, Report, ThreadComment
 
 
 class Sort(models.TextChoices):
@@ -107,7 +108,8 @@ def parse_start(value: str | None) -> int:
 
 
 def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule, ...]) -> Viewer:
-    """The reader of this request; one query for a signed-in reader (their standing and email), none otherwise."""
+    """The reader of this request and whether they may post (`moderation.refusal` says why not); one query
+    for a signed-in reader (their standing and email), none otherwise."""
     mode = moderation.effective_mode(story, rules)
     if not request.user.is_authenticated:
         return Viewer(mode=mode)
@@ -119,19 +121,20 @@ def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule,
         .values("email_verified", "commenter__is_banned", "commenter__suspended_until")
         .first()
     ) or {}
-    notice = ""
-    suspended_until = standing.get("commenter__suspended_until")
-    if standing.get("commenter__is_banned"):
-        notice = "Your account can no longer comment."
-    elif suspended_until is not None and suspended_until > now:
-        notice = (
-            f"Your account is suspended from commenting until {timezone.localtime(suspended_until):%Y-%m-%d %H:%M %Z}."
-        )
-    elif not standing.get("email_verified"):
-        notice = "Please verify your email address before commenting."
-    elif mode == Story.CommentsMode.CLOSED:
-        notice = "Comments are closed on this story."
-    return Viewer(user_id=request.user.pk, can_post=not notice, notice=notice, mode=mode, now=now)
+    commenter = Commenter(
+        user_id=request.user.pk,
+        is_banned=bool(standing.get("commenter__is_banned")),
+        suspended_until=standing.get("commenter__suspended_until"),
+    )
+    refusal = moderation.refusal(
+        commenter=commenter,
+        email_verified=bool(standing.get("email_verified")),
+        story=story,
+        rules=rules,
+        now=now,
+    )
+    notice = refusal.message if refusal else ""
+    return Viewer(user_id=request.user.pk, can_post=refusal is None, notice=notice, mode=mode, now=now)
 
 
 def thread_page(*, story: Story, viewer: Viewer, sort: str, start: int, per_page: int | None = None) -> ThreadPage:
@@ -299,4 +302,5 @@ def export_for(user) -> dict:
             {"comment": report.comment_id, "reason": report.reason, "created_at": report.created_at.isoformat()}
             for report in Report.objects.filter(reporter=user).order_by("created_at")
         ],
+        **follows_selectors.export_for(user),
     }

@@ -106,7 +106,7 @@ def comment_create(
     if comment is None:
         raise _refusal(decision)
     if comment.status == Status.REJECTED:
-        raise CommentRejected(decision.message, reason_code=decision.reason_code)
+        raise CommentRejected(decision.message, code=decision.reason_code)
     return comment
 
 
@@ -148,9 +148,9 @@ def comment_edit(*, comment: Comment, editor: AbstractBaseUser, body: str) -> Co
             if decision.verdict == moderation.Verdict.HOLD:
                 _set_status(comment, Status.PENDING, reason_code=decision.reason_code, note=decision.reason)
             _log(Action.EDITED, decision=decision, story=comment.story, subject=editor, comment=comment)
-            transaction.on_commit(pagecache.bump_generation)
+            _on_commit_discussion_changed(comment)
     if decision.verdict == moderation.Verdict.REJECT:
-        raise CommentRejected(decision.message, reason_code=decision.reason_code)
+        raise CommentRejected(decision.message, code=decision.reason_code)
     if decision.verdict == moderation.Verdict.REFUSE:
         raise _refusal(decision)
     return comment
@@ -177,11 +177,11 @@ def comment_report(*, comment: Comment, reporter: AbstractBaseUser, reason: str,
     now = timezone.now()
     with transaction.atomic():
         commenter, verified = _lock_commenter(reporter)
-        if not verified:
-            raise NotAllowed("Please verify your email address before reporting comments.")
-        refusal = commenter.refusal(now=now)
+        refusal = moderation.refusal(
+            commenter=commenter, email_verified=verified, story=None, rules=rules, now=now, doing="reporting comments"
+        )
         if refusal is not None:
-            raise NotAllowed(refusal[1], reason_code=refusal[0])
+            raise NotAllowed(refusal.message, code=refusal.reason_code)
         comment = _lock(comment)
         if comment.author_id == reporter.pk:
             raise NotAllowed("You cannot report your own comment.")
@@ -485,7 +485,7 @@ def _insert(
     )
     if status == Status.VISIBLE:
         _shift_counts(comment, +1)
-        transaction.on_commit(pagecache.bump_generation)
+        _on_commit_discussion_changed(comment)
         if parent is not None and parent.author_id and parent.author_id != submission.author_id:
             transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
     _log(
@@ -514,7 +514,13 @@ def _set_status(comment: Comment, status: str, *, reason_code: str, note: str, m
     comment.save(update_fields=fields)
     if delta:
         _shift_counts(comment, delta)
-    transaction.on_commit(pagecache.bump_generation)
+    _on_commit_discussion_changed(comment)
+
+
+def _on_commit_discussion_changed(comment: Comment) -> None:
+    """Once the change is committed, the cached pages of the comment's story show it; other pages stay."""
+    slug = comment.story.slug
+    transaction.on_commit(lambda: pagecache.story_discussion_changed(slug))
 
 
 def _shift_counts(comment: Comment, delta: int) -> None:
@@ -563,10 +569,10 @@ def _log(
 
 def _refusal(decision: moderation.Decision) -> Exception:
     if decision.reason_code == ReasonCode.RATE_LIMIT:
-        return RateLimited(decision.message, reason_code=decision.reason_code, retry_after=decision.retry_after)
+        return RateLimited(decision.message, code=decision.reason_code, retry_after=decision.retry_after)
     if decision.reason_code == ReasonCode.DUPLICATE:
-        return DuplicateComment(decision.message, reason_code=decision.reason_code)
-    return NotAllowed(decision.message, reason_code=decision.reason_code)
+        return DuplicateComment(decision.message, code=decision.reason_code)
+    return NotAllowed(decision.message, code=decision.reason_code)
 
 
 def _ip_hash(ip_address: str) -> str:

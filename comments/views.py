@@ -1,8 +1,9 @@
 """The comment pages and forms.
 
-The thread arrives as an htmx fragment after the story page, and as a plain page that works without
-JavaScript. Each action (reply, edit, delete, report) is a page of its own that htmx loads into the
-thread instead. Views read the request, call a service or a selector, and choose the response.
+The thread's first page is rendered into the story page; sorting and "Load more" arrive as htmx
+fragments, or as a plain page of the thread without JavaScript. Each action (reply, edit, delete,
+report) is a page of its own that htmx loads into the thread instead. Views read the request, call a
+service or a selector, and choose the response.
 """
 
 from dataclasses import dataclass
@@ -13,17 +14,19 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from newsreader.clientaddr import client_address
+from newsreader.errors import refusal_response
 from stories import pagecache
 from stories.models import Story
 
 from . import moderation, notifications, rendering, selectors, services
-from .errors import CommentError, InvalidComment, NotAllowed, RateLimited
+from .errors import CommentError, InvalidComment, NotAllowed
 from .forms import CommentForm, DeleteAccountForm, EditForm, NotificationsForm, ReportForm
 from .models import Comment, Commenter
 
@@ -50,25 +53,26 @@ _ACTIONS = {
 # --- Reading ---------------------------------------------------------------------------------
 
 
-@pagecache.visitor_page
-@require_GET
+@pagecache.visitor_page(story_slug="slug")
+@require_safe
 def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
     story = _published_story(slug)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
-    return render(request, part, _thread_context(request, story))
+    return pagecache.about_story(render(request, part, _thread_context(request, story)), story)
 
 
-@pagecache.visitor_page
-@require_GET
+@pagecache.visitor_page(story_slug="slug")
+@require_safe
 def thread_page(request: HttpRequest, slug: str) -> HttpResponse:
-    """The same thread as a page of its own, for readers without JavaScript."""
+    """The same thread as a page of its own: where sorting and "Load more" lead without JavaScript."""
     story = _published_story(slug)
-    return render(request, "comments/thread_page.html", _thread_context(request, story))
+    response = render(request, "comments/thread_page.html", _thread_context(request, story))
+    return pagecache.about_story(response, story)
 
 
 @pagecache.visitor_page
-@require_GET
+@require_safe
 def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
     """A comment's permalink: the comment and the replies under it. Also where deep threads continue."""
     comment = _comment_or_404(pk)
@@ -77,7 +81,17 @@ def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
     if not rows:
         raise Http404("This comment is not available.")
     context = {"story": comment.story, "comment": comment, "rows_html": rendering.rows(rows), "viewer": viewer}
-    return render(request, "comments/comment_page.html", context)
+    return pagecache.about_story(render(request, "comments/comment_page.html", context), comment.story)
+
+
+def story_page_comments(sender, *, request: HttpRequest, story: Story, **kwargs) -> dict:
+    """The first page of the thread, and the form for a reader who may post, rendered into the story page
+    itself so that it reads without JavaScript (connected to `stories.extensions.story_page_context`).
+
+    A visitor's story page is kept in the page cache with these comments in it: every change to a
+    published comment invalidates it, and nothing here differs between visitors.
+    """
+    return _thread_context(request, story, sort=selectors.Sort.OLDEST, start=0)
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -169,6 +183,7 @@ def report(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, message)
         return redirect("comments:thread_page", slug=comment.story.slug)
+    # The form's slot empties and the thread's notice line says so.
     return render(request, "comments/_notice.html", {"message": message})
 
 
@@ -226,19 +241,17 @@ def _action_response(
         "error": error.message if error else "",
         "container": container,
     }
-    status = error.status if error else 200
     if request.htmx:
-        response = render(request, _ACTIONS[action].partial, context, status=status)
+        response = refusal_response(request, _ACTIONS[action].partial, context, error=error)
         if error:
             response["HX-Retarget"] = f"#{container}"
             response["HX-Reswap"] = "innerHTML"
-    else:
-        if comment is not None:
-            context["card_html"] = rendering.card(selectors.single_row(comment, selectors.Viewer()))
-        response = render(request, "comments/action_page.html", context, status=status)
-    if isinstance(error, RateLimited) and error.retry_after:
-        response["Retry-After"] = str(error.retry_after)
-    return response
+            # The refusal in the form is now the one notice: the thread's notice line lets go of the last one.
+            response.write(render_to_string("comments/_notice.html", {"message": ""}, request))
+        return response
+    if comment is not None:
+        context["card_html"] = rendering.card(selectors.single_row(comment, selectors.Viewer()))
+    return refusal_response(request, "comments/action_page.html", context, error=error)
 
 
 # --- The reader's own page -------------------------------------------------------------------
@@ -322,13 +335,13 @@ def _comment_or_404(pk: int) -> Comment:
     return comment
 
 
-def _thread_context(request: HttpRequest, story: Story) -> dict:
+def _thread_context(request: HttpRequest, story: Story, *, sort: str | None = None, start: int | None = None) -> dict:
     viewer = selectors.viewer_for(request, story, moderation.active_rules())
     page = selectors.thread_page(
         story=story,
         viewer=viewer,
-        sort=selectors.parse_sort(request.GET.get("sort")),
-        start=selectors.parse_start(request.GET.get("start")),
+        sort=sort or selectors.parse_sort(request.GET.get("sort")),
+        start=selectors.parse_start(request.GET.get("start")) if start is None else start,
     )
     return {
         "story": story,

@@ -115,3 +115,22 @@ class ServiceUnavailableMiddleware:
         response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class PrivatePagesMiddleware:
+    """Marks every answer to a signed-in reader `Cache-Control: private, no-store`.
+
+    Their pages carry their name, their forms and their own comments awaiting moderation, and an export
+    holds everything they wrote: no shared cache may keep them, nor the browser once the tab is closed.
+    Visitors' pages keep their headers (the page cache decides about those).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            response["Cache-Control"] = "private, no-store"
+        return response

@@ -3,6 +3,9 @@
 The publishers and events are invented; `manage.py load_demo` loads them (safe to run again).
 """
 
+# The demo pictures are our own artwork (see load_demo): credited to the demo, not to a photographer.
+IMAGE_PROVIDER = "Newsreader demo"
+
 SECTIONS = [
     {
         "name": "World",

@@ -6,15 +6,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from . import pagecache, reports, viewcounts
+from . import extensions, pagecache, reports, viewcounts
 from .models import Section, Story
 from .selectors import StoryFilters, filter_labels, story_page_metadata
 
 
 @pagecache.visitor_page
-@require_GET
+@require_safe
 def story_list(request: HttpRequest) -> HttpResponse:
     filters = StoryFilters.from_query(request.GET)
     stories = filters.apply(Story.objects.published().one_per_coverage_group()).for_cards()
@@ -33,8 +33,8 @@ def story_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@pagecache.visitor_page
-@require_GET
+@pagecache.visitor_page(story_slug="slug")
+@require_safe
 def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
     story = Story.objects.published().for_cards().with_coverage().filter(slug=slug).first()
     if story is None:
@@ -48,8 +48,10 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if request.user.is_authenticated:
         context["label_report"] = reports.report_form_context(story=story, reader=request.user)
+    for _receiver, part in extensions.story_page_context.send(sender=Story, request=request, story=story):
+        context.update(part)
     response = render(request, "stories/story_detail.html", context)
-    return pagecache.shows_story(response, story.pk)
+    return pagecache.shows_story(response, story, beside=(story.duplicate_of, *story.published_coverage))
 
 
 @login_required
@@ -77,6 +79,6 @@ def report_label(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(f"{story.get_absolute_url()}#label-report")
 
 
-@require_GET
+@require_safe
 def robots_txt(request: HttpRequest) -> HttpResponse:
     return render(request, "robots.txt", content_type="text/plain")

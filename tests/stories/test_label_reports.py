@@ -85,9 +85,10 @@ def test_the_signed_in_story_page_costs_a_fixed_number_of_queries(client, reader
     client.get(small.get_absolute_url())
     client.get(large.get_absolute_url())  # this reader's views are counted once, on the first visit
 
-    # The reader (the session is cached), the story page's three, the sections, and whether this
-    # reader reported the story already.
-    assert page_queries(client, small) == page_queries(client, large) == 6
+    # The reader (the session is cached), the story page's three, the sections, whether this reader
+    # reported the story already, the reader's standing as a commenter and the first page of comments,
+    # and what the reader follows and whether they saved the story.
+    assert page_queries(client, small) == page_queries(client, large) == 10
 
 
 def test_reader_reports_a_wrong_section_with_a_suggestion(client, reader, story, sections):

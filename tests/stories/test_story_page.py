@@ -172,10 +172,10 @@ def test_story_body_is_stored_sanitised(db):
     assert "javascript:" not in story.body_html
 
 
-def test_page_works_without_javascript_through_a_thread_link(client, reference_story):
+def test_page_without_javascript_sorts_comments_on_the_thread_page(client, reference_story):
     html = client.get(reference_story.get_absolute_url()).content.decode()
 
-    assert f'href="/comments/{reference_story.slug}/"' in html
+    assert f'href="/comments/{reference_story.slug}/?sort=newest"' in html
 
 
 @pytest.mark.parametrize("tag_count", [1, 12])
@@ -184,8 +184,9 @@ def test_story_page_query_count_is_fixed(client, django_assert_num_queries, sett
     story = StoryFactory(tags=TagFactory.create_batch(tag_count), region=RegionFactory(parent=RegionFactory()))
     client.get(story.get_absolute_url())  # this reader's view is counted once, on the first visit
 
-    # the story with its source, section, region and first coverage; its tags; other sources' coverage
-    with django_assert_num_queries(3):
+    # the story with its source, section, region and first coverage; its tags; other sources' coverage;
+    # the first page of comments
+    with django_assert_num_queries(4):
         response = client.get(story.get_absolute_url())
     assert response.status_code == 200
 

@@ -1,4 +1,5 @@
-"""Load the demo sections, regions, sources and stories, and a demo moderator. Safe to run again."""
+"""Load the demo sections, regions, sources and stories (and, through `demo_stories_loaded`, what other apps
+add to them, such as a conversation in the comments), and a demo moderator. Safe to run again."""
 
 import io
 import secrets
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image, ImageDraw
 
-from stories import demo
+from stories import demo, extensions
 from stories.models import Region, Section, Source, Story, Tag
 
 DEMO_MODERATOR_EMAIL = "moderator@example.com"
@@ -62,6 +63,7 @@ class Command(BaseCommand):
                 defaults={**source, "is_active": False, "deactivated_reason": "Demo source: its feed does not exist."},
             )
         now = timezone.now()
+        stories = {}
         for item in demo.STORIES:
             image_path = f"demo/{item['slug']}.jpg"
             if not default_storage.exists(image_path):
@@ -81,8 +83,9 @@ class Command(BaseCommand):
                     "image_width": IMAGE_SIZE[0],
                     "image_height": IMAGE_SIZE[1],
                     "image_alt": item["alt"],
-                    "image_credit": "the Newsreader team",
-                    "image_provider": "Newsreader",
+                    # Credited to no photographer, so the page reads "Photo: Newsreader demo".
+                    "image_credit": "",
+                    "image_provider": demo.IMAGE_PROVIDER,
                     "ai_generated": item["ai_generated"],
                     "ai_labelled": True,
                     "labeller": "demo",
@@ -92,6 +95,8 @@ class Command(BaseCommand):
             story.tags.set(
                 Tag.objects.get_or_create(slug=slugify(name), defaults={"name": name})[0] for name in item["tags"]
             )
+            stories[story.slug] = story
+        extensions.demo_stories_loaded.send(sender=Story, stories=stories)
         self.stdout.write(self.style.SUCCESS(f"Loaded {len(demo.STORIES)} demo stories."))
         if not options["no_moderator"]:
             self._demo_moderator()

@@ -1,0 +1,12 @@
+"""Where apps built on stories add to them, so that stories never imports those apps (comments may import
+stories; stories never imports comments). Each is a signal; the other app connects to it when it is ready."""
+
+from django.dispatch import Signal
+
+# Sent with `request` and `story` while the story page is built. Each receiver returns a dict of template
+# context for its own part of the page: the comments give their first page and, for a reader, the form.
+story_page_context = Signal()
+
+# Sent by `manage.py load_demo` once the demo stories are in place, with `stories`: the demo stories by slug.
+# Each receiver adds its own demo content, and must leave it as it is when the command runs again.
+demo_stories_loaded = Signal()
