@@ -330,6 +330,21 @@ def _percentile(ordered: tuple[int, ...], fraction: float) -> float:
     return ordered[rank - 1] / 1e6
 
 
+def read_head(connection) -> bool:
+    """Parse the response head in `connection.buffer` once it is whole, setting the connection's
+    `header_end`, `status`, `length` (-1 without Content-Length) and `close_after`; whether it was whole."""
+    end = connection.buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    connection.header_end = end + 4
+    head = bytes(connection.buffer[: connection.header_end]).lower()
+    connection.status = int(head[9:12])
+    marker = head.find(b"\r\ncontent-length:")
+    connection.length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)]) if marker >= 0 else -1
+    connection.close_after = b"\r\nconnection: close" in head
+    return True
+
+
 class _Connection:
     """One client connection and the response it is reading."""
 
@@ -431,17 +446,10 @@ def run_load(
                 continue
             connection.buffer += chunk
             if connection.header_end < 0:
-                connection.header_end = connection.buffer.find(b"\r\n\r\n")
-                if connection.header_end < 0:
+                if not read_head(connection):
                     continue
-                connection.header_end += 4
-                head = bytes(connection.buffer[: connection.header_end]).lower()
-                connection.status = int(head[9:12])
-                marker = head.find(b"\r\ncontent-length:")
-                if marker < 0:
+                if connection.length < 0:
                     raise RuntimeError(f"{path}: response without Content-Length; the client cannot frame it")
-                connection.length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)])
-                connection.close_after = b"\r\nconnection: close" in head
             if len(connection.buffer) < connection.header_end + connection.length:
                 continue
             done = time.perf_counter_ns()

@@ -303,17 +303,8 @@ def run_mix(
                     send(connection, *read_request())
                 continue
             connection.buffer += chunk
-            if connection.header_end < 0:
-                connection.header_end = connection.buffer.find(b"\r\n\r\n")
-                if connection.header_end < 0:
-                    continue
-                connection.header_end += 4
-                head = bytes(connection.buffer[: connection.header_end]).lower()
-                connection.status = int(head[9:12])
-                marker = head.find(b"\r\ncontent-length:")
-                if marker >= 0:
-                    connection.length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)])
-                connection.close_after = b"\r\nconnection: close" in head
+            if connection.header_end < 0 and not _harness.read_head(connection):
+                continue
             if connection.length < 0 or len(connection.buffer) < connection.header_end + connection.length:
                 continue
             done = time.perf_counter_ns()

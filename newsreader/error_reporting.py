@@ -90,9 +90,12 @@ def scrub_event(event: dict, hint: dict | None = None) -> dict:
 
 
 def scrub_breadcrumb(crumb: dict, hint: dict | None = None) -> dict:
-    """Keep a query's SQL but not its parameters (comment text, addresses)."""
-    if crumb.get("category") == "query":
+    """Keep a query's SQL but not its parameters (comment text, addresses), and a Redis command's name
+    but not its keys (a session's key is as good as its cookie)."""
+    if crumb.get("category") in ("query", "redis"):
         crumb.pop("data", None)
+    if crumb.get("category") == "redis" and isinstance(crumb.get("message"), str):
+        crumb["message"] = crumb["message"].split(" ", 1)[0]
     return _scrubbed(crumb)
 
 

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "newsreader",
     "stories",
     "comments",
+    "follows",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "newsreader.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -193,6 +195,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
         "kwargs": {"trigger": "nightly"},
     },
+    "send-due-digests": {"task": "follows.tasks.send_due_digests_task", "schedule": crontab(minute=0)},
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
@@ -210,6 +213,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_ADAPTER = "newsreader.accounts.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "newsreader.accounts.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 # The username is the public name shown on comments; readers log in with their email.
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
@@ -221,7 +225,9 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
-    "login_failed": "10/m/ip,5/5m/key",
+    # Per client address only: a limit per email (allauth's default "5/5m/key") would let anyone lock a
+    # reader out by failing to log in with their email. Over the limit, AccountAdapter answers 429.
+    "login_failed": "5/5m/ip,20/h/ip",
     "signup": "20/m/ip",
     "confirm_email": "1/3m/key",
     "reset_password": "20/m/ip,5/m/key",
@@ -231,6 +237,7 @@ ACCOUNT_RATE_LIMITS = {
 }
 SOCIALACCOUNT_EMAIL_VERIFICATION = "mandatory"
 SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_FORMS = {"signup": "newsreader.accounts.SocialSignupForm"}
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -303,6 +310,8 @@ SITE_DOMAIN = env.str(
 STORIES_PER_PAGE = env.int("STORIES_PER_PAGE", default=20)
 # Whole rendered pages kept for visitors (signed-out readers); 0 turns the page cache off.
 VISITOR_PAGE_CACHE_SECONDS = env.int("VISITOR_PAGE_CACHE_SECONDS", default=60)
+# A cached list page is kept at most this long, so its comment and view counts lag by no more (stories.pagecache).
+LIST_PAGE_CACHE_SECONDS = env.int("LIST_PAGE_CACHE_SECONDS", default=60)
 # Secret salt for the daily hash that counts a visitor's view once without storing the address.
 VIEW_COUNT_SALT = env.str("VIEW_COUNT_SALT", default=SECRET_KEY)
 
@@ -433,6 +442,9 @@ LABELLER_VERSION_CHECK_SECONDS = env.int("LABELLER_VERSION_CHECK_SECONDS", defau
 LABELLER_CHANGE_SCAN_LIMIT = env.int("LABELLER_CHANGE_SCAN_LIMIT", default=2000)
 # Label reports ("wrong section", "wrong tag") a signed-in reader may send per hour.
 LABEL_REPORTS_PER_HOUR = env.int("LABEL_REPORTS_PER_HOUR", default=10)
+# Follows, unfollows, saves and unsaves a signed-in reader may make per hour; most stories one digest lists.
+FOLLOWS_CHANGES_PER_HOUR = env.int("FOLLOWS_CHANGES_PER_HOUR", default=120)
+DIGEST_STORIES = env.int("DIGEST_STORIES", default=10)
 
 # --- Images ----------------------------------------------------------------------------------
 # Every story gets a picture it may show: its source's own when Source.may_show_images allows it,

@@ -6,9 +6,14 @@ visitor's request for the same URL from the cache without running the session, a
 CSRF or view code again. A visitor is a request without a session cookie: with no session nobody is
 signed in, and such a request cannot carry anything a page depends on besides its URL.
 
-A page is stored with the site's content generation read before it was rendered; any change to
-stories, labels or comments bumps the generation, so a visitor never gets a page older than the
-last change. The generation and the page come back in one cache round trip.
+A page is stored with the generations of what it shows, read before it was rendered: every page
+depends on the site (sections, tags, regions, sources); the lists depend on the stories they could
+show; a story page, its thread and its comments' pages on that story (and on the stories shown
+beside it as other coverage). A change bumps only the generations it touches: a comment, its
+story's; an imported or relabelled story, its own and the lists'. A visitor never gets a page older
+than the last change to what it shows, except for counts on the lists (comments, views), which may
+lag by up to LIST_PAGE_CACHE_SECONDS, and views on a story page, by up to VISITOR_PAGE_CACHE_SECONDS.
+The generations and the page come back in one cache round trip once a process has seen the page.
 """
 
 import functools
@@ -17,6 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
@@ -30,16 +36,27 @@ from newsreader.cache import UNREACHABLE
 
 from . import viewcounts
 
+if TYPE_CHECKING:
+    from .models import Story
+
 logger = logging.getLogger(__name__)
 
-GENERATION_KEY = "newsreader:pages:generation"
+GENERATION_KEY_PREFIX = "newsreader:pages:generation:"
+SITE, LISTS = "site", "lists"
+# What a page depends on until it says otherwise: the views that do not name a story are lists.
+DEFAULT_SCOPES = (SITE, LISTS)
 # Headers that belong to one response, never to a copy served later.
 _UNCACHED_HEADERS = frozenset({"content-length", "date", "set-cookie", "x-page-cache"})
 
 
+def story_scope(slug: str) -> str:
+    return f"story:{slug}"
+
+
 @dataclass(frozen=True)
 class CachedPage:
-    generation: int
+    # The generation of each scope the page depends on, read before it was rendered.
+    generations: dict[str, int]
     content: bytes
     headers: tuple[tuple[str, str], ...]
     # The story the page shows, whose view is counted on every hit.
@@ -47,7 +64,7 @@ class CachedPage:
 
     def to_bytes(self) -> bytes:
         """One line of JSON for everything but the content, then the content as it is."""
-        meta = {"generation": self.generation, "headers": self.headers, "story_id": self.story_id}
+        meta = {"generations": self.generations, "headers": self.headers, "story_id": self.story_id}
         return json.dumps(meta).encode() + b"\n" + self.content
 
     @classmethod
@@ -55,56 +72,105 @@ class CachedPage:
         meta, _, content = data.partition(b"\n")
         fields = json.loads(meta)
         headers = tuple((name, value) for name, value in fields["headers"])
-        return cls(fields["generation"], content, headers, fields["story_id"])
+        return cls(fields["generations"], content, headers, fields["story_id"])
+
+    def is_current(self, generations: dict[str, int]) -> bool:
+        return all(generations.get(scope) == generation for scope, generation in self.generations.items())
 
 
 def bump_generation() -> None:
-    """Invalidate every cached page: call after any change a visitor could see."""
+    """Invalidate every cached page: call after a change every page could show (a section's name, say)."""
+    _bump([SITE])
+
+
+def stories_changed(*slugs: str) -> None:
+    """Invalidate the lists and the pages of these stories: a story was added, changed or removed."""
+    _bump([LISTS, *(story_scope(slug) for slug in slugs if slug)])
+
+
+def story_discussion_changed(slug: str) -> None:
+    """Invalidate one story's page, thread and comment pages (a comment came, went or changed); the lists'
+    comment counts catch up within LIST_PAGE_CACHE_SECONDS."""
+    _bump([story_scope(slug)])
+
+
+def _bump(scopes: list[str]) -> None:
+    keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
     client = viewcounts.redis_client()
     if client is None:
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:
-            cache.set(GENERATION_KEY, 1, None)
+        for key in keys:
+            try:
+                cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, None)
         return
     try:
-        client.incr(GENERATION_KEY)
+        pipeline = client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.incr(key)
+        pipeline.execute()
     except redis.RedisError as error:
         # Pages kept in Redis from before it went away expire within VISITOR_PAGE_CACHE_SECONDS.
         _log_unless_unreachable("Could not invalidate cached pages.", error)
 
 
-def visitor_page(view: Callable) -> Callable:
-    """Mark a view whose pages may be the same for every visitor: only their URLs are looked up in the cache."""
-    view.visitor_page = True
-    return view
+def visitor_page(view: Callable | None = None, *, story_slug: str | None = None) -> Callable:
+    """Mark a view whose pages may be the same for every visitor: only their URLs are looked up in the cache.
+
+    `story_slug` names the URL argument holding the slug of the one story the page is about, so its
+    cached copy is checked against that story's generation from the first lookup on."""
+
+    def mark(view: Callable) -> Callable:
+        view.visitor_page = _VisitorPage(story_slug)
+        return view
+
+    return mark(view) if view is not None else mark
 
 
-def shows_story(response: HttpResponse, story_id: int) -> HttpResponse:
-    """Say which story a page shows, so that every hit on its cached copy counts a view of it."""
-    response.story_id = story_id
+@dataclass(frozen=True)
+class _VisitorPage:
+    story_slug: str | None
+
+
+def shows_story(response: HttpResponse, story: "Story", *, beside: tuple["Story", ...] = ()) -> HttpResponse:
+    """Say which story a page shows, so that every hit on its cached copy counts a view of it, and that
+    the page changes with that story and with the stories shown `beside` it, not with the lists."""
+    response.story_id = story.pk
+    return about_story(response, story, beside=beside)
+
+
+def about_story(response: HttpResponse, story: "Story", *, beside: tuple["Story", ...] = ()) -> HttpResponse:
+    """Say that a page (a thread, a comment's page) changes with this story and its discussion only."""
+    others = tuple(story_scope(other.slug) for other in beside if other is not None)
+    response.page_scopes = (SITE, story_scope(story.slug), *others)
     return response
 
 
-def _is_visitor_read(request: HttpRequest) -> bool:
+def _visitor_read_scopes(request: HttpRequest) -> tuple[str, ...] | None:
+    """For a visitor's read of a `visitor_page` view, what the page is expected to depend on; else None."""
     if not (
         settings.VISITOR_PAGE_CACHE_SECONDS > 0
         and request.method in ("GET", "HEAD")
         and settings.SESSION_COOKIE_NAME not in request.COOKIES
         and CookieStorage.cookie_name not in request.COOKIES
     ):
-        return False
-    return _is_visitor_page_path(request.path_info)
+        return None
+    return _expected_scopes(request.path_info)
 
 
 @functools.lru_cache(maxsize=10_000)
-def _is_visitor_page_path(path: str) -> bool:
-    """Whether the URL belongs to a `visitor_page` view; remembered, as resolving costs more than the rest of a hit."""
+def _expected_scopes(path: str) -> tuple[str, ...] | None:
+    """Remembered per URL, as resolving costs more than the rest of a hit."""
     try:
         match = resolve(path)
     except Resolver404:
-        return False
-    return getattr(match.func, "visitor_page", False)
+        return None
+    page = getattr(match.func, "visitor_page", None)
+    if page is None:
+        return None
+    if page.story_slug and page.story_slug in match.kwargs:
+        return (SITE, story_scope(match.kwargs[page.story_slug]))
+    return DEFAULT_SCOPES
 
 
 def _page_key(request: HttpRequest) -> str:
@@ -130,66 +196,91 @@ def _storable(request: HttpRequest, response: HttpResponse) -> bool:
     )
 
 
-# Which story each cached page shows, so that a hit counts the view in the same round trip.
-_story_of_page: dict[str, int] = {}
-_STORY_OF_PAGE_LIMIT = 10_000
+@dataclass(frozen=True)
+class _Known:
+    """What this process learnt of a cached page: what it depends on and which story it shows."""
+
+    scopes: tuple[str, ...]
+    story_id: int | None
+
+
+# Learnt from the pages themselves, so that the next lookup reads the right generations (and counts
+# the view) in the same round trip as the page.
+_known_pages: dict[str, _Known] = {}
+_KNOWN_PAGES_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
 class _Lookup:
-    generation: int | None  # None when the cache is unreachable
+    generations: dict[str, int] | None  # None when the cache is unreachable
     page: CachedPage | None
     view_counted: bool = False
 
     @property
     def hit(self) -> bool:
-        return self.page is not None and self.page.generation == self.generation
+        return self.page is not None and self.page.is_current(self.generations)
 
     @property
     def result(self) -> str:
         """For /metrics: "hit", "miss" or "unavailable"."""
-        return "hit" if self.hit else "miss" if self.generation is not None else "unavailable"
+        return "hit" if self.hit else "miss" if self.generations is not None else "unavailable"
 
 
-def _fetch(key: str, *, request: HttpRequest) -> _Lookup:
-    """The site's generation and the page stored under `key` in one round trip, with the view counted
-    in it when the page is known to show a story."""
+def _fetch(key: str, *, expected_scopes: tuple[str, ...], request: HttpRequest) -> _Lookup:
+    """The generations a page depends on and the page stored under `key` in one round trip, with the
+    view counted in it when the page is known to show a story."""
+    known = _known_pages.get(key)
+    scopes = known.scopes if known else expected_scopes
+    generation_keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
     client = viewcounts.redis_client()
     if client is None:
-        found = cache.get_many([GENERATION_KEY, key])
-        return _Lookup(found.get(GENERATION_KEY, 0), found.get(key))
-    story_id = _story_of_page.get(key)
+        found = cache.get_many([*generation_keys, key])
+        generations = {scope: found.get(GENERATION_KEY_PREFIX + scope, 0) for scope in scopes}
+        return _Lookup(generations, found.get(key))
+    story_id = known.story_id if known else None
     try:
         if story_id is None:
-            generation, stored = client.mget([GENERATION_KEY, key])
+            *values, stored = client.mget([*generation_keys, key])
         else:
             pipeline = client.pipeline(transaction=False)
-            pipeline.mget([GENERATION_KEY, key])
+            pipeline.mget([*generation_keys, key])
             # Counted even when the page turns out stale: the request that renders it anew then finds
             # this reader already counted today.
             viewcounts.queue_view(pipeline, story_id=story_id, reader=viewcounts.visitor_key(request))
-            (generation, stored), _ = pipeline.execute()
+            (*values, stored), _ = pipeline.execute()
     except redis.RedisError as error:
         _log_unless_unreachable("The page cache is unavailable.", error)
         return _Lookup(None, None)
+    generations = {scope: int(value or 0) for scope, value in zip(scopes, values, strict=True)}
     page = CachedPage.from_bytes(stored) if stored else None
-    return _Lookup(int(generation or 0), page, view_counted=story_id is not None)
+    if page is not None and not page.generations.keys() <= generations.keys():
+        # The page depends on more than this process knew: learn it, and treat this lookup as a miss.
+        _remember(key, tuple(page.generations), page.story_id)
+        return _Lookup(generations, None)
+    return _Lookup(generations, page, view_counted=story_id is not None)
+
+
+def _remember(key: str, scopes: tuple[str, ...], story_id: int | None) -> None:
+    if len(_known_pages) >= _KNOWN_PAGES_LIMIT:
+        _known_pages.clear()
+    _known_pages[key] = _Known(scopes, story_id)
 
 
 def _count_view(key: str, page: CachedPage, request: HttpRequest) -> None:
     viewcounts.record_view(story_id=page.story_id, reader=viewcounts.visitor_key(request))
-    if len(_story_of_page) >= _STORY_OF_PAGE_LIMIT:
-        _story_of_page.clear()
-    _story_of_page[key] = page.story_id
+    _remember(key, tuple(page.generations), page.story_id)
 
 
 def _keep(key: str, page: CachedPage) -> None:
+    seconds = settings.VISITOR_PAGE_CACHE_SECONDS
+    if LISTS in page.generations:
+        seconds = min(seconds, settings.LIST_PAGE_CACHE_SECONDS)
     client = viewcounts.redis_client()
     if client is None:
-        cache.set(key, page, settings.VISITOR_PAGE_CACHE_SECONDS)
+        cache.set(key, page, seconds)
         return
     try:
-        client.set(key, page.to_bytes(), ex=settings.VISITOR_PAGE_CACHE_SECONDS)
+        client.set(key, page.to_bytes(), ex=seconds)
     except redis.RedisError as error:
         _log_unless_unreachable("Could not keep a page in the cache.", error)
 
@@ -213,10 +304,11 @@ class VisitorPageCacheMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not _is_visitor_read(request):
+        expected_scopes = _visitor_read_scopes(request)
+        if expected_scopes is None:
             return self.get_response(request)
         key = _page_key(request)
-        found = _fetch(key, request=request)
+        found = _fetch(key, expected_scopes=expected_scopes, request=request)
         metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
@@ -224,7 +316,16 @@ class VisitorPageCacheMiddleware:
             return _respond(found.page)
 
         response = self.get_response(request)
-        if found.generation is not None and _storable(request, response):
-            headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
-            _keep(key, CachedPage(found.generation, response.content, headers, getattr(response, "story_id", None)))
+        if found.generations is None or not _storable(request, response):
+            return response
+        scopes = getattr(response, "page_scopes", DEFAULT_SCOPES)
+        story_id = getattr(response, "story_id", None)
+        if not set(scopes) <= found.generations.keys():
+            # Generations read after rendering could already include a change the page missed: keep the
+            # page next time, when this lookup reads them first.
+            _remember(key, scopes, story_id)
+            return response
+        headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
+        generations = {scope: found.generations[scope] for scope in scopes}
+        _keep(key, CachedPage(generations, response.content, headers, story_id))
         return response

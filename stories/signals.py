@@ -1,4 +1,9 @@
-"""Any change a visitor could see invalidates the visitor page cache."""
+"""A change a visitor could see invalidates the cached pages that show it, and only those.
+
+A story's change reaches the lists and its own pages (and the page of the story it duplicates, which
+lists it as other coverage); a change to a section, tag, region or source as readers see it reaches
+every page. An import's bookkeeping on its source (when it fetched, what it got) reaches none.
+"""
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -6,12 +11,37 @@ from django.dispatch import receiver
 from . import pagecache
 from .models import Region, Section, Source, Story, Tag
 
+# What readers see of a source: anything else on it is the importer's bookkeeping.
+SOURCE_FIELDS_SHOWN = frozenset({"name", "slug", "homepage_url", "attribution"})
+
 
 @receiver([post_save, post_delete], sender=Story)
+def invalidate_story_pages(instance: Story, **kwargs) -> None:
+    slugs = [instance.slug]
+    if instance.duplicate_of_id:
+        slugs += Story.objects.filter(pk=instance.duplicate_of_id).values_list("slug", flat=True)
+    pagecache.stories_changed(*slugs)
+
+
+@receiver(m2m_changed, sender=Story.tags.through)
+def invalidate_pages_of_retagged_stories(instance, action: str, reverse: bool, **kwargs) -> None:
+    if not action.startswith("post_"):
+        return
+    if reverse:  # stories added to or removed from a tag
+        pagecache.bump_generation()
+    else:
+        pagecache.stories_changed(instance.slug)
+
+
+@receiver([post_save, post_delete], sender=Source)
+def invalidate_pages_showing_a_source(update_fields=None, **kwargs) -> None:
+    if update_fields is not None and not SOURCE_FIELDS_SHOWN & set(update_fields):
+        return
+    pagecache.bump_generation()
+
+
 @receiver([post_save, post_delete], sender=Section)
 @receiver([post_save, post_delete], sender=Tag)
 @receiver([post_save, post_delete], sender=Region)
-@receiver([post_save, post_delete], sender=Source)
-@receiver(m2m_changed, sender=Story.tags.through)
-def invalidate_visitor_pages(**kwargs) -> None:
+def invalidate_every_page(**kwargs) -> None:
     pagecache.bump_generation()

@@ -16,11 +16,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from stories import leases
-from stories.images.service import remember_source_image, remember_source_images
-from stories.models import HostSlot, ImportRun, Source, Story, StoryRevision, Tag
+from stories import leases, pagecache
+from stories.models import HostSlot, ImageCandidate, ImportRun, Source, Story, StoryRevision, Tag
 
-from . import dedupe, fetch, parse, schedule
+from . import dedupe, extract, fetch, parse, schedule
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +30,21 @@ INTERRUPTED_REASON = (
 )
 NEAR_DUPLICATE_WINDOW = timedelta(days=3)
 STORY_TRACKED_FIELDS = ("title", "dek", "body_html")
+# What a changed entry rewrites on its story: the entry's fields, what is derived from the body, the pipeline.
+STORY_UPDATED_FIELDS = (
+    "title",
+    "dek",
+    "body_html",
+    "body_text",
+    "reading_minutes",
+    "original_url",
+    "author",
+    "guid",
+    "entry_hash",
+    *Story.pipeline_fields_after(Story.PipelineState.IMPORTED),
+)
+# Rows written by one INSERT or UPDATE: a feed's worth of stories in a statement or two.
+STORIES_PER_STATEMENT = 500
 
 
 class TransientImportError(Exception):
@@ -291,7 +305,7 @@ def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> 
         keyed.setdefault(_entry_key(entry, source.key_strategy), entry)  # a repeated entry: first wins
     with transaction.atomic():
         existing = {story.entry_key: story for story in Story.objects.filter(source=source, entry_key__in=list(keyed))}
-        fresh = []
+        fresh, changed = [], []
         for key, entry in keyed.items():
             fields = entry_fields(entry)
             entry_hash = _entry_hash(fields)
@@ -299,17 +313,17 @@ def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> 
             if story is None:
                 fresh.append((key, entry, fields, entry_hash))
             elif story.entry_hash != entry_hash:
-                _update_story(story, fields, entry_hash)
-                counts.updated.append(story.pk)
+                changed.append((story, fields, entry_hash))
             else:
                 counts.unchanged += 1
+        counts.updated = _update_stories(changed)
         counts.new = _create_stories(source, fresh)
     return counts
 
 
 def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", dict, str]]) -> list[int]:
-    """Insert new stories with a few statements whatever their number: one insert, one search
-    vector update, one query and insert each for their tags."""
+    """Insert new stories with a few statements whatever their number: one insert (per
+    STORIES_PER_STATEMENT), one search vector update, one query and insert each for their tags."""
     if not fresh:
         return []
     status = Story.Status.PUBLISHED if source.publish_mode == Source.PublishMode.IMMEDIATELY else Story.Status.DRAFT
@@ -331,13 +345,16 @@ def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", 
         story.clean_text()
         story.similarity_signature = dedupe.story_signature(f"{story.title} {story.dek} {story.body_text}")
         stories.append(story)
-    Story.objects.bulk_create(stories, batch_size=500)
-    created = Story.objects.filter(source=source, entry_key__in=[key for key, *_ in fresh])
-    ids = dict(created.values_list("entry_key", "pk"))
-    created.refresh_search_vectors()
+    Story.objects.bulk_create(stories, batch_size=STORIES_PER_STATEMENT)
+    ids = {story.entry_key: story.pk for story in stories}
+    Story.objects.filter(pk__in=ids.values()).refresh_search_vectors()
     _attach_tag_hints({ids[key]: entry.categories for key, entry, _, _ in fresh})
     # The feed's pictures become candidates for the image step; pages never link to them.
-    remember_source_images(source=source, images_by_story={ids[key]: entry.images for key, entry, _, _ in fresh})
+    ImageCandidate.objects.remember_source_images(
+        source=source, images_by_story={ids[key]: entry.images for key, entry, _, _ in fresh}
+    )
+    # bulk_create sends no post_save: the lists are invalidated here, as the signal would have.
+    transaction.on_commit(pagecache.stories_changed)
     return [ids[key] for key, *_ in fresh]
 
 
@@ -359,18 +376,38 @@ def _new_slugs(source: Source, titles: list[tuple[str, str]]) -> dict[str, str]:
     return slugs
 
 
-def _update_story(story: Story, fields: dict, entry_hash: str) -> None:
-    changed = [name for name in STORY_TRACKED_FIELDS if getattr(story, name) != fields[name]]
-    with transaction.atomic():
-        StoryRevision.objects.create(
-            story=story, changed_fields=changed, title=story.title, dek=story.dek, body_html=story.body_html
+def _update_stories(changed: list[tuple[Story, dict, str]]) -> list[int]:
+    """Apply changed entries to their stories with a few statements whatever their number: the previous
+    versions kept as revisions, the stories written, their search vectors recomputed. Returns their ids."""
+    if not changed:
+        return []
+    revisions = []
+    for story, fields, entry_hash in changed:
+        revisions.append(
+            StoryRevision(
+                story=story,
+                changed_fields=[name for name in STORY_TRACKED_FIELDS if getattr(story, name) != fields[name]],
+                title=story.title,
+                dek=story.dek,
+                body_html=story.body_html,
+            )
         )
-        for name, value in fields.items():
+        for name, value in {**fields, **Story.pipeline_fields_after(Story.PipelineState.IMPORTED)}.items():
             setattr(story, name, value)
         story.entry_hash = entry_hash
-        for name, value in Story.pipeline_fields_after(Story.PipelineState.IMPORTED).items():
-            setattr(story, name, value)
-        story.save()
+        story.clean_text()
+    StoryRevision.objects.bulk_create(revisions, batch_size=STORIES_PER_STATEMENT)
+    stories = [story for story, _, _ in changed]
+    Story.objects.bulk_update(stories, STORY_UPDATED_FIELDS, batch_size=STORIES_PER_STATEMENT)
+    ids = [story.pk for story in stories]
+    Story.objects.filter(pk__in=ids).refresh_search_vectors()
+    # bulk_update sends no post_save: invalidate the pages the signal would have, the stories' own and
+    # those of the stories they duplicate.
+    duplicated = {story.duplicate_of_id for story in stories} - {None}
+    slugs = [story.slug for story in stories]
+    slugs += Story.objects.filter(pk__in=duplicated).values_list("slug", flat=True) if duplicated else []
+    transaction.on_commit(lambda: pagecache.stories_changed(*slugs))
+    return ids
 
 
 def _attach_tag_hints(categories_by_story: dict[int, Iterable[str]]) -> None:
@@ -429,8 +466,6 @@ def group_near_duplicates(*, story_ids: list[int]) -> int:
 
 def extract_full_text(*, story_id: int) -> Story | None:
     """Replace a story's feed text by the linked page's main text when that is longer."""
-    from . import extract
-
     story = Story.objects.filter(pk=story_id).first()
     if story is None or not story.original_url:
         # A story whose entry had no link has no page to read; the feed's text is all there is.
@@ -444,7 +479,7 @@ def extract_full_text(*, story_id: int) -> Story | None:
         return story
     article = extract.extract_article(html=page.body, url=page.url)
     if article is not None and article.image_url:
-        remember_source_image(story=story, url=article.image_url, alt=article.image_alt)
+        ImageCandidate.objects.remember_source_image(story=story, url=article.image_url, alt=article.image_alt)
     body = extract.choose_body(story.body_html, article)
     if body != story.body_html:
         story.body_html = body

@@ -114,3 +114,118 @@ def test_a_change_while_the_page_renders_leaves_the_stored_copy_out_of_date(monk
     monkeypatch.setattr(views, "render", render)
 
     assert "X-Page-Cache" not in visitor().get(story.get_absolute_url())
+
+
+# --- What a change invalidates ------------------------------------------------------------------
+
+
+def cached(path: str) -> bool:
+    return visitor().get(path).get("X-Page-Cache") == "hit"
+
+
+def keep(*paths: str) -> None:
+    for path in paths:
+        visitor().get(path)
+        assert cached(path), path
+
+
+def test_a_new_comment_invalidates_its_story_and_thread_not_other_pages(django_capture_on_commit_callbacks):
+    from comments import services
+    from comments.models import ModerationRule
+    from tests.factories import UserFactory
+
+    ModerationRule.objects.all().delete()
+    discussed, other = StoryFactory(), StoryFactory()
+    thread = f"/comments/{discussed.slug}/thread/"
+    keep("/", discussed.get_absolute_url(), thread, other.get_absolute_url())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.comment_create(story=discussed, author=UserFactory(), body="Shore power is overdue.")
+
+    assert not cached(discussed.get_absolute_url())
+    fresh_thread = visitor().get(thread)
+    assert "X-Page-Cache" not in fresh_thread and b"Shore power is overdue." in fresh_thread.content
+    assert cached(other.get_absolute_url())
+    assert cached("/")  # its comment count catches up within LIST_PAGE_CACHE_SECONDS
+
+
+def test_a_new_story_invalidates_the_lists_not_other_stories_pages():
+    shown = StoryFactory()
+    keep("/", shown.get_absolute_url())
+
+    StoryFactory(title="Night trams return", source=shown.source, section=shown.section)
+
+    fresh_list = visitor().get("/")
+    assert "X-Page-Cache" not in fresh_list and b"Night trams return" in fresh_list.content
+    assert cached(shown.get_absolute_url())
+
+
+def test_a_story_joining_anothers_coverage_invalidates_that_page_too():
+    first = StoryFactory()
+    keep(first.get_absolute_url())
+
+    StoryFactory(duplicate_of=first, title="The same news from elsewhere")
+
+    assert b"The same news from elsewhere" in visitor().get(first.get_absolute_url()).content
+
+
+def test_a_changed_story_invalidates_the_pages_that_list_it_as_other_coverage():
+    first = StoryFactory()
+    second = StoryFactory(duplicate_of=first)
+    visitor().get(second.get_absolute_url())  # rendered: learns that the page shows `first` beside it
+    keep(second.get_absolute_url())
+
+    first.title = "A corrected headline"
+    first.save()
+
+    assert b"A corrected headline" in visitor().get(second.get_absolute_url()).content
+
+
+def test_an_import_bookkeeping_its_source_leaves_pages_alone_and_a_rename_does_not():
+    story = StoryFactory()
+    keep("/", story.get_absolute_url())
+    source = story.source
+
+    source.consecutive_errors = 1
+    source.save(update_fields=["consecutive_errors", "last_fetched_at"])
+    assert cached("/") and cached(story.get_absolute_url())
+
+    source.name = "The Harbour Courier"
+    source.save(update_fields=["name"])
+    assert not cached("/") and not cached(story.get_absolute_url())
+
+
+def test_list_pages_are_kept_at_most_list_page_cache_seconds(settings, redis_client):
+    settings.VISITOR_PAGE_CACHE_SECONDS = 600
+    settings.LIST_PAGE_CACHE_SECONDS = 45
+    story = StoryFactory()
+    visitor().get("/")
+    visitor().get(story.get_absolute_url())
+
+    ttls = {redis_client.ttl(key) for key in redis_client.scan_iter("*newsreader:pages:[0-9a-f]*")}
+
+    assert len(ttls) == 2 and min(ttls) <= 45 < max(ttls) <= 600
+
+
+def test_an_import_invalidates_the_lists_once_its_stories_are_stored(django_capture_on_commit_callbacks):
+    from stories.importing import service
+    from stories.importing.parse import ParsedEntry
+
+    shown = StoryFactory()
+    keep("/", shown.get_absolute_url())
+    entry = ParsedEntry(
+        title="Ferry timetable doubles in summer",
+        link="https://source.example.org/ferries",
+        guid="ferries-1",
+        author="",
+        published=None,
+        published_was_in_future=False,
+        summary_html="<p>Two more crossings a day from June.</p>",
+        content_html="",
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        service.store_entries(source=shown.source, entries=[entry])
+
+    assert b"Ferry timetable doubles in summer" in visitor().get("/").content
+    assert cached(shown.get_absolute_url())
