@@ -120,9 +120,10 @@ def production_environment(
     return environment
 
 
-def http_get(port: int, path: str, *, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    """One plain GET, for checks before and after a measurement (not for load)."""
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", headers={"Host": HOST})
+def http_get(port: int, path: str, *, timeout: float = 10.0, cookie: str = "") -> tuple[int, dict[str, str], bytes]:
+    """One plain GET, for checks before and after a measurement (not for load); `cookie`: a Cookie header."""
+    headers = {"Host": HOST, **({"Cookie": cookie} if cookie else {})}
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
@@ -370,15 +371,20 @@ def run_load(
     server_pids: Callable[[], list[int]] = list,
     database_pids: Callable[[], list[int]] = list,
     max_requests: int = 2_000_000,
+    cookie: str = "",
 ) -> LoadResult:
     """Keep `concurrency` requests for `path` in flight for warm-up plus `seconds`, then stop.
 
     Responses completed inside the measured window count; a status other than 200 or a connection
     closed mid-response is an error. The process ids whose CPU time is reported are read when the
     window opens, after the warm-up has opened every worker's database connection. Bounded by time
-    and by `max_requests`.
+    and by `max_requests`. With `cookie`, every request carries it (a signed-in reader's session, say).
     """
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: newsreader-bench\r\nAccept: text/html\r\n\r\n"
+    cookie_header = f"Cookie: {cookie}\r\n" if cookie else ""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: newsreader-bench\r\nAccept: text/html\r\n"
+        f"{cookie_header}\r\n"
+    )
     request_bytes = request.encode()
     selector = selectors.DefaultSelector()
     latencies: list[int] = []
@@ -508,6 +514,7 @@ def compare_with_ceiling(
     server_pids,
     database_pids,
     label: str,
+    cookie: str = "",
 ) -> Comparison:
     """Measure `path` and `ceiling_path` on the same server in `rounds` rounds, alternating which goes
     first so a trend in the background load favours neither, printing a line per measurement."""
@@ -523,6 +530,7 @@ def compare_with_ceiling(
                 warmup_seconds=warmup_seconds if round_number == 0 else min(warmup_seconds, 0.5),
                 server_pids=server_pids,
                 database_pids=database_pids,
+                cookie=cookie,
             )
             results[kind].append(result)
             print(

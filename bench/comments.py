@@ -6,10 +6,10 @@ pre-rendered page of the same size from the same server, the ceiling):
     from the visitor page cache (on); the story page itself alongside;
   - posting: 20 readers posting at once over their own sessions, closed loop (each sends its next
     comment when the last is answered), half of them replies, one in ten submitted twice with the same
-    form key as a double click would. Prints throughput, p50/p99 latency, and whether any comment was
-    lost or duplicated.
+    form key as a double click would. Prints throughput, p50/p99 latency, the workers' and PostgreSQL's
+    CPU time per comment, and whether any comment was lost or duplicated.
 Everything runs on 127.0.0.1, bounded in time and requests. Run from the project root (PostgreSQL
-and Redis must be running):
+and Redis must be running); `--only posts` (or `--only reads`) measures one half:
 
     .venv/bin/python bench/comments.py --database-url postgres://postgres@127.0.0.1:5432/newsreader_comments_bench
 """
@@ -76,6 +76,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--posters", type=int, default=POSTERS, help="readers posting at once (default 20)")
     parser.add_argument("--post-seconds", type=float, default=10.0, help="measured seconds of posting (default 10)")
     parser.add_argument("--max-posts", type=int, default=20_000, help="stop posting after this many requests")
+    parser.add_argument(
+        "--only",
+        choices=["reads", "posts"],
+        help="measure only the thread's reads or only posting (default: both)",
+    )
     return parser.parse_args()
 
 
@@ -277,10 +282,22 @@ class PostResult:
     double_submits: int
     server_cpu_seconds: float = 0.0
     database_cpu_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
+    machine_busy: float = 0.0  # CPU seconds, all CPUs, everything running
+    machine_total: float = 0.0
 
     @property
     def per_second(self) -> float:
         return self.answered_in_window / self.seconds if self.seconds else 0.0
+
+    @property
+    def elsewhere_share(self) -> float:
+        """Of the machine's CPU time, the share used outside this load generator, the workers and their
+        database backends: other people's processes, but also Redis and the kernel's own work."""
+        if not self.machine_total:
+            return 0.0
+        measured = self.client_cpu_seconds + self.server_cpu_seconds + self.database_cpu_seconds
+        return max(0.0, self.machine_busy - measured) / self.machine_total
 
     def percentile_ms(self, fraction: float) -> float:
         ordered = sorted(self.latencies_ns)
@@ -387,6 +404,8 @@ def run_posts(
 
     server_before = _harness.process_cpu_seconds(server_pids())
     database_before = _harness.process_cpu_seconds(database_pids())
+    machine_before = _harness.machine_cpu_times()
+    client_before = time.process_time()
     start = time.perf_counter_ns()
     stop_at = start + int(seconds * 1e9)
     for poster in posters:
@@ -418,6 +437,10 @@ def run_posts(
     result.database_cpu_seconds = _harness.cpu_seconds_between(
         database_before, _harness.process_cpu_seconds(database_pids())
     )
+    result.client_cpu_seconds = time.process_time() - client_before
+    machine_after = _harness.machine_cpu_times()
+    result.machine_busy = machine_after[0] - machine_before[0]
+    result.machine_total = machine_after[1] - machine_before[1]
     # Let the requests in flight finish, so the database holds everything that was answered.
     deadline = time.monotonic() + 15
     while selector.get_map() and time.monotonic() < deadline:
@@ -483,6 +506,13 @@ def print_report(
         f"gunicorn {args.worker_class}, {args.workers} workers{threads}, production settings, PostgreSQL, Redis; "
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
     )
+    if reads:
+        print_reads(reads)
+    if runs:
+        print_posts(args, runs, checked)
+
+
+def print_reads(reads: list[ReadMeasurement]) -> None:
     header = f"{'page':<28} {'bytes':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ceiling':>8} {'ratio':>6}  target"
     print(header)
     print("-" * len(header))
@@ -492,6 +522,9 @@ def print_report(
             f"{m.label:<28} {m.page.response_bytes:>7} {m.page.per_second:>8.1f} {m.page.p50_ms:>7.2f}"
             f" {m.page.p99_ms:>7.2f} {m.ceiling.per_second:>8.1f} {m.ratio:>6.2f}  {verdict}"
         )
+
+
+def print_posts(args, runs: dict[str, PostResult], checked: tuple[int, int, int]) -> None:
     print()
     print(f"posting, {args.posters} readers at once (htmx posts, half of them replies, one form in ten sent twice):")
     for label, run in runs.items():
@@ -504,7 +537,8 @@ def print_report(
         if run.answered_in_window:
             print(
                 f"  {'':<34} CPU per comment: workers {run.server_cpu_seconds * 1000 / run.answered_in_window:.2f} ms,"
-                f" PostgreSQL {run.database_cpu_seconds * 1000 / run.answered_in_window:.2f} ms"
+                f" PostgreSQL {run.database_cpu_seconds * 1000 / run.answered_in_window:.2f} ms;"
+                f" {run.elsewhere_share:.0%} of the machine's CPU went to other processes"
             )
     stored, lost, duplicated = checked
     forms = sum(len(run.keys) for run in runs.values())
@@ -531,7 +565,10 @@ def main() -> int:
         reads: list[ReadMeasurement] = []
         runs: dict[str, PostResult] = {}
         # Reading first, on the seeded thread; then posting, on a server as production runs it (page cache on).
-        for configuration, label in (("reads", "rendered"), ("reads", "page cache"), ("posts", "")):
+        configurations = [("reads", "rendered"), ("reads", "page cache"), ("posts", "")]
+        for configuration, label in configurations:
+            if args.only and configuration != args.only:
+                continue
             cached = label != "rendered"
             _harness.flush_redis_database(args.redis_url)
             server = _harness.Server(

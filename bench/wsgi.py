@@ -10,8 +10,11 @@ import os
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from newsreader.longlived import keep_startup_objects_out_of_collections
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsreader.settings")
 settings.ROOT_URLCONF = "bench.ceiling"
 settings.STATIC_ROOT = os.environ["BENCH_STATIC_ROOT"]
 
 application = get_wsgi_application()
+keep_startup_objects_out_of_collections()

@@ -60,6 +60,7 @@ class QueueFilter(admin.SimpleListFilter):
         "rejected": Q(status=Status.REJECTED),
         "removed": Q(status__in=[Status.REMOVED, Status.DELETED]),
         "published": Q(status=Status.VISIBLE),
+        "picks": Q(is_picked=True),
         "all": Q(),
     }
 
@@ -70,6 +71,7 @@ class QueueFilter(admin.SimpleListFilter):
             ("rejected", "Rejected"),
             ("removed", "Removed or deleted"),
             ("published", "Published"),
+            ("picks", "Editors' picks"),
             ("all", "All"),
         ]
 
@@ -196,7 +198,7 @@ class CommentAdmin(admin.ModelAdmin):
 
     change_form_template = "admin/comments/comment/change_form.html"
     action_form = CommentActionForm
-    actions = ["approve", "reject", "mark_spam", "remove"]
+    actions = ["approve", "reject", "mark_spam", "remove", "pick", "unpick"]
     list_display = ["excerpt", "author_link", "story_link", "status", "reason", "reports", "posted"]
     list_filter = [
         QueueFilter,
@@ -216,6 +218,7 @@ class CommentAdmin(admin.ModelAdmin):
         (None, {"fields": ["as_readers_see_it", "in_reply_to"]}),
         ("Where and who", {"fields": ["story_link", "author_link", "address_fingerprint", "created_at", "edited_at"]}),
         ("Moderation", {"fields": ["status", "reason_code", "moderation_note", "moderated_at", "open_report_count"]}),
+        ("Readers and editors", {"fields": ["recommendation_count", "is_picked", "picked_at"]}),
         ("Text as written", {"fields": ["body_source"], "classes": ["collapse"]}),
     ]
 
@@ -236,6 +239,9 @@ class CommentAdmin(admin.ModelAdmin):
             "moderation_note",
             "moderated_at",
             "open_report_count",
+            "recommendation_count",
+            "is_picked",
+            "picked_at",
             "body_source",
         ]
 
@@ -362,6 +368,26 @@ class CommentAdmin(admin.ModelAdmin):
             "removed",
             lambda c: services.comment_remove(comment=c, moderator=request.user, reason_code=reason_code),
             reason_code=reason_code,
+        )
+
+    @admin.action(description="Make selected comments editors' picks", permissions=["change"])
+    def pick(self, request: HttpRequest, queryset: QuerySet):
+        return self._decide(
+            request,
+            queryset,
+            "pick",
+            "made editors' picks",
+            lambda c: services.comment_pick(comment=c, moderator=request.user, picked=True),
+        )
+
+    @admin.action(description="Remove selected comments from editors' picks", permissions=["change"])
+    def unpick(self, request: HttpRequest, queryset: QuerySet):
+        return self._decide(
+            request,
+            queryset,
+            "unpick",
+            "removed from editors' picks",
+            lambda c: services.comment_pick(comment=c, moderator=request.user, picked=False),
         )
 
     def _decide(self, request, queryset, action: str, done: str, decide, *, reason_code: str | None = None):
@@ -591,11 +617,34 @@ class CommenterAdmin(admin.ModelAdmin):
 
 @admin.register(ModerationRule)
 class ModerationRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "is_active", "limit", "window_seconds", "new_accounts_only", "updated_at"]
+    list_display = [
+        "name",
+        "kind",
+        "is_active",
+        "limit",
+        "window_seconds",
+        "new_accounts_only",
+        "source",
+        "section",
+        "updated_at",
+    ]
     list_editable = ["is_active"]
     list_filter = ["kind", "is_active"]
+    list_select_related = ["source", "section"]
     search_fields = ["name", "words", "message"]
-    fields = ["name", "kind", "is_active", "words", "limit", "window_seconds", "new_accounts_only", "message"]
+    autocomplete_fields = ["source", "section"]
+    fields = [
+        "name",
+        "kind",
+        "is_active",
+        "words",
+        "limit",
+        "window_seconds",
+        "new_accounts_only",
+        "source",
+        "section",
+        "message",
+    ]
 
 
 @admin.register(Report)

@@ -7,9 +7,10 @@ from typing import ClassVar
 
 from disarm import skeleton_key
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -68,9 +69,48 @@ class CommentQuerySet(models.QuerySet):
         return self.filter(Q(pk__in=root_ids) | Q(root_id__in=root_ids))
 
     def thread_values(self) -> "CommentQuerySet":
-        """What rendering a thread needs, as plain rows (authors' names joined in): a thread of hundreds
-        of comments would spend more on building model instances than on everything else."""
-        return self.values_list(*ThreadComment.FIELDS)
+        """What rendering a thread needs, as plain rows (authors' names and badges joined in): a thread of
+        hundreds of comments would spend more on building model instances than on everything else."""
+        return self.annotate(author_badge=_author_badge()).values_list(*ThreadComment.FIELDS)
+
+    def picks(self) -> "CommentQuerySet":
+        """Published editors' picks, the latest pick first."""
+        return self.visible().filter(is_picked=True).order_by("-picked_at", "-pk")
+
+
+# The group moderators belong to (the admin gives them staff status as well), and the permission that
+# lets them act on comments: take them down, approve them, choose editors' picks.
+MODERATORS_GROUP = "Moderators"
+MODERATE_PERMISSION = "comments.change_comment"
+
+
+class Badge(models.TextChoices):
+    """What a comment's author is on this site, shown beside their name."""
+
+    NONE = "", ""
+    MODERATOR = "moderator", "Moderator"
+    STAFF = "staff", "Staff"
+
+
+def _author_badge() -> Case:
+    """The author's badge as part of the thread's one query: staff in the Moderators group are moderators,
+    other staff are staff, everyone else has none."""
+    in_moderators = Exists(Group.objects.filter(name=MODERATORS_GROUP, user=OuterRef("author_id")))
+    return Case(
+        When(
+            Q(author__is_staff=True) | Q(author__is_superuser=True),
+            then=Case(When(in_moderators, then=Value(Badge.MODERATOR)), default=Value(Badge.STAFF)),
+        ),
+        default=Value(Badge.NONE),
+        output_field=models.CharField(),
+    )
+
+
+def author_badge(user) -> str:
+    """`_author_badge()` for one account in hand; asks the database only about staff."""
+    if user is None or not (user.is_staff or user.is_superuser):
+        return Badge.NONE
+    return Badge.MODERATOR if user.groups.filter(name=MODERATORS_GROUP).exists() else Badge.STAFF
 
 
 class CommentFacts:
@@ -142,6 +182,11 @@ class Comment(CommentFacts, models.Model):
         default=0, help_text="Published replies in this top-level comment's thread."
     )
     open_report_count = models.PositiveIntegerField(default=0, help_text="Readers' reports not yet reviewed.")
+    recommendation_count = models.PositiveIntegerField(
+        "recommendations", default=0, help_text="Readers who recommend this comment."
+    )
+    is_picked = models.BooleanField("editors' pick", default=False)
+    picked_at = models.DateTimeField(null=True, blank=True, help_text="When a moderator made it an editors' pick.")
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     moderated_at = models.DateTimeField(null=True, blank=True)
@@ -159,6 +204,7 @@ class Comment(CommentFacts, models.Model):
             ),
             models.Index(fields=["author", "created_at"], name="comment_author_recent_idx"),
             models.Index(fields=["status", "created_at"], name="comment_queue_idx"),
+            models.Index(fields=["story", "picked_at"], condition=Q(is_picked=True), name="comment_pick_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -173,6 +219,10 @@ class Comment(CommentFacts, models.Model):
             models.CheckConstraint(
                 condition=~Q(status="deleted") | Q(body_source="", body_html="", body_hash=""),
                 name="comment_deleted_keeps_no_text",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_picked=True, picked_at__isnull=False) | Q(is_picked=False, picked_at__isnull=True),
+                name="comment_pick_has_time",
             ),
         ]
 
@@ -197,6 +247,9 @@ class ThreadComment(CommentFacts):
         "thread_reply_count",
         "author_id",
         "author__username",
+        "recommendation_count",
+        "is_picked",
+        "author_badge",
     )
 
     pk: int
@@ -211,6 +264,9 @@ class ThreadComment(CommentFacts):
     thread_reply_count: int
     author_id: int | None
     author_name: str | None
+    recommendation_count: int
+    is_picked: bool
+    author_badge: str
 
     @classmethod
     def from_comment(cls, comment: Comment) -> "ThreadComment":
@@ -227,6 +283,9 @@ class ThreadComment(CommentFacts):
             comment.thread_reply_count,
             comment.author_id,
             comment.author.username if comment.author_id else None,
+            comment.recommendation_count,
+            comment.is_picked,
+            author_badge(comment.author) if comment.author_id else Badge.NONE,
         )
 
 
@@ -262,6 +321,28 @@ class Report(models.Model):
         return f"{self.get_reason_display()} report on comment {self.comment_id}"
 
 
+class Recommendation(models.Model):
+    """One reader's recommendation of a comment; a reader recommends a comment once. The comment keeps the
+    count (`recommendation_count`) so a thread needs no join to show it."""
+
+    # Indexed by the two-column unique constraint (comment first) and index (reader first) below.
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="recommendations", db_index=False)
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recommendations", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["reader", "comment"], name="recommendation_reader_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["comment", "reader"], name="recommend_once_per_reader"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recommendation of comment {self.comment_id}"
+
+
 def public_name_skeleton(name: str) -> str:
     """What a public name looks like, after Unicode's confusable mapping (UTS #39 skeleton, case-folded, digits
     folded with the letters they resemble): "poster01" and a "p\u043ester01" (a Cyrillic o) share one."""
@@ -285,6 +366,11 @@ class Commenter(models.Model):
     is_banned = models.BooleanField("banned", default=False)
     always_premoderate = models.BooleanField("always pre-moderate", default=False)
     notify_replies = models.BooleanField("email me replies", default=True)
+    replies_seen_at = models.DateTimeField(
+        "replies seen",
+        default=timezone.now,
+        help_text="When the reader last opened “Your comments”; replies since then count as new in the header.",
+    )
     moderation_note = models.CharField("why", max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -322,9 +408,10 @@ class ModerationRule(models.Model):
         REPORTS = "reports", "Reported by N readers: hide for review"
         HOLD_ALL = "hold_all", "Site default: pre-moderate every comment"
         CLOSE_ALL = "close_all", "Site default: comments closed everywhere"
+        CLOSE_AFTER = "close_after", "Close comments N days after publication"
 
     NEEDS_WORDS = {Kind.BANNED_WORDS, Kind.SUSPECT_WORDS}
-    NEEDS_LIMIT = {Kind.LINKS, Kind.NEW_ACCOUNT, Kind.RATE_LIMIT, Kind.REPORTS}
+    NEEDS_LIMIT = {Kind.LINKS, Kind.NEW_ACCOUNT, Kind.RATE_LIMIT, Kind.REPORTS, Kind.CLOSE_AFTER}
     NEEDS_WINDOW = {Kind.DUPLICATE, Kind.RATE_LIMIT}
 
     name = models.CharField(max_length=100)
@@ -338,7 +425,7 @@ class ModerationRule(models.Model):
         null=True,
         blank=True,
         help_text="Links allowed; comments held for a new commenter; comments allowed in the window; "
-        "readers' reports that hide a comment.",
+        "readers' reports that hide a comment; days after publication before comments close.",
     )
     window_seconds = models.PositiveIntegerField(
         "window (seconds)", null=True, blank=True, help_text="For rate limits and duplicates."
@@ -351,6 +438,23 @@ class ModerationRule(models.Model):
         max_length=300,
         blank=True,
         help_text="What the author is told when this rule refuses, rejects or holds a comment. Empty: a default.",
+    )
+    # Only closing by age is scoped: a rule for a source or section, or (with neither) for every story.
+    source = models.ForeignKey(
+        "stories.Source",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Closing after N days: only stories from this source. Empty: any source.",
+    )
+    section = models.ForeignKey(
+        "stories.Section",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Closing after N days: only stories in this section. Empty: any section.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -369,9 +473,18 @@ class ModerationRule(models.Model):
                         "reports",
                         "hold_all",
                         "close_all",
+                        "close_after",
                     ]
                 ),
                 name="moderation_rule_kind_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="close_after") | Q(source__isnull=True, section__isnull=True),
+                name="moderation_rule_scoped_only_when_closing",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="close_after") | Q(limit__lte=36_500),
+                name="moderation_rule_closes_within_a_century",
             ),
         ]
 
@@ -388,6 +501,13 @@ class ModerationRule(models.Model):
             errors["window_seconds"] = "This kind of rule needs a window."
         if self.kind == self.Kind.REPORTS and self.limit == 0:
             errors["limit"] = "At least one report must be needed."
+        if self.kind == self.Kind.CLOSE_AFTER and self.limit is not None and self.limit > 36_500:
+            errors["limit"] = "Close comments within 36,500 days (a century) of publication at most."
+        if self.kind != self.Kind.CLOSE_AFTER:
+            if self.source_id:
+                errors["source"] = "Only a rule closing comments after N days applies to one source."
+            if self.section_id:
+                errors["section"] = "Only a rule closing comments after N days applies to one section."
         if errors:
             raise ValidationError(errors)
 
@@ -418,6 +538,8 @@ class ModerationLog(models.Model):
         UNPREMODERATED = "unpremoderated", "Commenter no longer pre-moderated"
         REINSTATED = "reinstated", "Commenter reinstated"
         ACCOUNT_DELETED = "account_deleted", "Account deleted"
+        PICKED = "picked", "Made an editors' pick"
+        UNPICKED = "unpicked", "No longer an editors' pick"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=20, choices=Action.choices)

@@ -1,7 +1,8 @@
 """The moderation pipeline: every new or edited comment passes through it, and it says why it decided.
 
 Three stages, in order:
-1. the gate: may this reader comment here at all (not banned or suspended, verified email, story open) —
+1. the gate: may this reader comment here at all (not banned or suspended, verified email, story open:
+   not closed by a moderator, a site-wide rule, or a rule closing its comments N days after publication) —
    `refusal`, which the thread's form and reports ask too;
 2. the pace: rate limits and the same text posted again (new comments only; needs the author's lock);
 3. the content: banned words reject; site, story or commenter pre-moderation, suspect words, too many
@@ -21,14 +22,16 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
 from stories.models import Story
 
 from .markup import count_links, normalise
 from .models import Comment, Commenter, ModerationLog, ModerationRule, ReasonCode
 
-RULES_CACHE_KEY = "comments:moderation-rules:v1"
+RULES_CACHE_KEY = "comments:moderation-rules:v2"
 RULES_CACHE_SECONDS = 60
 MODERATORS_GROUP = "Moderators"
 
@@ -54,6 +57,8 @@ class Rule:
     window_seconds: int | None
     new_accounts_only: bool
     message: str
+    source_id: int | None = None
+    section_id: int | None = None
 
     @classmethod
     def from_model(cls, rule: ModerationRule) -> "Rule":
@@ -66,6 +71,8 @@ class Rule:
             window_seconds=rule.window_seconds,
             new_accounts_only=rule.new_accounts_only,
             message=rule.message,
+            source_id=rule.source_id,
+            section_id=rule.section_id,
         )
 
     def first_match(self, normalised_text: str) -> str | None:
@@ -98,6 +105,9 @@ class Submission:
     text: str
     html: str
     fingerprint: str
+    # The author's published comments counted up to `new_commenter_limit(rules)`, when the caller has
+    # counted them already (with the author's lock); None: `judge` counts them when a rule asks.
+    published_comments: int | None = None
 
 
 APPROVED = Decision(Verdict.APPROVE, ReasonCode.PASSED, "passed every rule")
@@ -109,6 +119,7 @@ RATE_LIMIT_MESSAGE = "You are commenting too quickly: at most {limit} every {win
 NOT_VERIFIED_MESSAGE = "Please verify your email address before {doing}."
 NOT_OPEN_MESSAGE = "This story is not open for comments."
 CLOSED_MESSAGE = "Comments are closed on this story."
+CLOSED_BY_AGE_MESSAGE = "Comments are closed."
 
 
 def active_rules() -> tuple[Rule, ...]:
@@ -128,13 +139,57 @@ def _of_kind(rules: tuple[Rule, ...], kind: str) -> list[Rule]:
     return [rule for rule in rules if rule.kind == kind]
 
 
-def effective_mode(story: Story, rules: tuple[Rule, ...]) -> str:
-    """The story's comment mode once the site's default is applied: the stricter of the two wins."""
-    if story.comments_mode == Story.CommentsMode.CLOSED or _of_kind(rules, Kind.CLOSE_ALL):
+def effective_mode(story: Story, rules: tuple[Rule, ...], *, now: datetime | None = None) -> str:
+    """The story's comment mode once the site's default and the closing by age are applied: the stricter wins."""
+    if (
+        story.comments_mode == Story.CommentsMode.CLOSED
+        or _of_kind(rules, Kind.CLOSE_ALL)
+        or _closed_by_age(story, rules, now=now or timezone.now()) is not None
+    ):
         return Story.CommentsMode.CLOSED
     if story.comments_mode == Story.CommentsMode.PREMODERATED or _of_kind(rules, Kind.HOLD_ALL):
         return Story.CommentsMode.PREMODERATED
     return Story.CommentsMode.OPEN
+
+
+def closed_notice(story: Story, rules: tuple[Rule, ...], *, now: datetime | None = None) -> str:
+    """What a closed story's thread tells every reader (the refusal's message: "Comments are closed."
+    when its age closed it); empty while it is open."""
+    now = now or timezone.now()
+    if effective_mode(story, rules, now=now) != Story.CommentsMode.CLOSED:
+        return ""
+    return _closed(story, rules, now=now).message
+
+
+def comments_close_at(story: Story, rules: tuple[Rule, ...]) -> datetime | None:
+    """When a rule closes this story's comments by its age, past or to come; None when no rule does."""
+    closing = _closing_by_age(story, rules)
+    return closing[0] if closing else None
+
+
+def _closing_by_age(story: Story, rules: tuple[Rule, ...]) -> tuple[datetime, Rule] | None:
+    """The earliest closing moment the "close after N days" rules for this story's source and section (or
+    for every story) set, with the rule that sets it. The shortest wins, as the stricter mode does."""
+    closings = [
+        (story.published_at + timedelta(days=rule.limit), rule)
+        for rule in _of_kind(rules, Kind.CLOSE_AFTER)
+        if rule.limit is not None
+        and rule.source_id in (None, story.source_id)
+        and rule.section_id in (None, story.section_id)
+    ]
+    return min(closings, key=lambda closing: (closing[0], closing[1].id)) if closings else None
+
+
+def _closed_by_age(story: Story, rules: tuple[Rule, ...], *, now: datetime) -> Rule | None:
+    """The rule that has closed this story's comments by now because of its age, if any."""
+    closing = _closing_by_age(story, rules)
+    return closing[1] if closing and closing[0] <= now else None
+
+
+def new_commenter_limit(rules: tuple[Rule, ...]) -> int:
+    """How many published comments make an author no longer new to every new-commenter rule; 0 when none
+    is active. Counting an author's published comments up to it answers all of them."""
+    return max((rule.limit or 0 for rule in _of_kind(rules, Kind.NEW_ACCOUNT)), default=0)
 
 
 def report_threshold(rules: tuple[Rule, ...]) -> int | None:
@@ -168,12 +223,21 @@ def refusal(
         return None
     if not story.is_visible:
         return _refuse(ReasonCode.CLOSED, NOT_OPEN_MESSAGE)
-    if effective_mode(story, rules) == Story.CommentsMode.CLOSED:
-        closing = _of_kind(rules, Kind.CLOSE_ALL)
-        rule = closing[0] if closing else None
-        message = (rule.message if rule and rule.message else "") or CLOSED_MESSAGE
-        return Decision(Verdict.REFUSE, ReasonCode.CLOSED, "comments are closed", message, rule)
+    if effective_mode(story, rules, now=now) == Story.CommentsMode.CLOSED:
+        return _closed(story, rules, now=now)
     return None
+
+
+def _closed(story: Story, rules: tuple[Rule, ...], *, now: datetime) -> Decision:
+    """The refusal on a closed story, from what closed it: a site-wide rule, a moderator, or the story's age."""
+    closing = _of_kind(rules, Kind.CLOSE_ALL)
+    by_age = _closed_by_age(story, rules, now=now)
+    if not closing and story.comments_mode != Story.CommentsMode.CLOSED and by_age is not None:
+        reason = f"comments close {_plural(by_age.limit, 'day')} after publication"
+        return Decision(Verdict.REFUSE, ReasonCode.CLOSED, reason, by_age.message or CLOSED_BY_AGE_MESSAGE, by_age)
+    rule = closing[0] if closing else None
+    message = (rule.message if rule and rule.message else "") or CLOSED_MESSAGE
+    return Decision(Verdict.REFUSE, ReasonCode.CLOSED, "comments are closed", message, rule)
 
 
 def gate(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> Decision | None:
@@ -203,24 +267,20 @@ def pace(*, submission: Submission, rules: tuple[Rule, ...], now: datetime) -> D
     duplicate_rules = [rule for rule in _of_kind(rules, Kind.DUPLICATE) if rule.window_seconds]
     if not rate_rules and not duplicate_rules:
         return None
-    counts = {
-        f"rule_{rule.id}": Count("pk", filter=Q(created_at__gte=now - timedelta(seconds=rule.window_seconds)))
-        for rule in rate_rules
-    }
-    for rule in duplicate_rules:
-        since = now - timedelta(seconds=rule.window_seconds)
-        counts[f"rule_{rule.id}"] = Count("pk", filter=Q(created_at__gte=since, body_hash=submission.fingerprint))
-    longest = max(rule.window_seconds for rule in [*rate_rules, *duplicate_rules])
-    found = Comment.objects.filter(
-        author_id=submission.author_id, created_at__gte=now - timedelta(seconds=longest)
-    ).aggregate(**counts)
+    counted = _recent_counts(
+        author_id=submission.author_id,
+        fingerprint=submission.fingerprint,
+        rate_since=[now - timedelta(seconds=rule.window_seconds) for rule in rate_rules],
+        duplicate_since=[now - timedelta(seconds=rule.window_seconds) for rule in duplicate_rules],
+    )
+    found = {rule.id: count for rule, count in zip([*rate_rules, *duplicate_rules], counted, strict=True)}
 
     for rule in duplicate_rules:
-        if found[f"rule_{rule.id}"]:
+        if found[rule.id]:
             message = rule.message or DUPLICATE_MESSAGE
             reason = f"same text posted within {_duration(rule.window_seconds)}"
             return Decision(Verdict.REFUSE, ReasonCode.DUPLICATE, reason, message, rule)
-    over = [rule for rule in rate_rules if found[f"rule_{rule.id}"] >= rule.limit]
+    over = [rule for rule in rate_rules if found[rule.id] >= rule.limit]
     if not over:
         return None
     # Every limit the author is over must let them through again: the one that takes longest binds.
@@ -262,7 +322,7 @@ def judge(*, submission: Submission, rules: tuple[Rule, ...], is_edit: bool) -> 
         new_commenter_rules = [
             rule
             for rule in _of_kind(rules, Kind.NEW_ACCOUNT)
-            if rule.limit and _published_count(submission.author_id, up_to=rule.limit) < rule.limit
+            if rule.limit and _published_count(submission, up_to=rule.limit) < rule.limit
         ]
         if new_commenter_rules and not is_trusted(submission.author_id):
             for rule in new_commenter_rules:
@@ -317,8 +377,42 @@ def _refuse(code: str, message: str) -> Decision:
     return Decision(Verdict.REFUSE, code, message.rstrip("."), message)
 
 
-def _published_count(author_id: int, *, up_to: int) -> int:
-    return len(Comment.objects.filter(author_id=author_id, status=Comment.Status.VISIBLE).values_list("pk")[:up_to])
+def _published_count(submission: Submission, *, up_to: int) -> int:
+    if submission.published_comments is not None:
+        return submission.published_comments
+    published = Comment.objects.filter(author_id=submission.author_id, status=Comment.Status.VISIBLE)
+    return len(published.values_list("pk")[:up_to])
+
+
+def _recent_counts(
+    *, author_id: int, fingerprint: str, rate_since: list[datetime], duplicate_since: list[datetime]
+) -> list[int]:
+    """For each rate window, how many comments the author wrote since it began; then for each duplicate
+    window, how many with this text. One statement over the longest window."""
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [adapt(since) for since in rate_since]
+    for since in duplicate_since:
+        params += [adapt(since), fingerprint]
+    params += [author_id, adapt(min([*rate_since, *duplicate_since]))]
+    with connection.cursor() as cursor:
+        cursor.execute(_recent_counts_sql(len(rate_since), len(duplicate_since)), params)
+        return list(cursor.fetchone())
+
+
+@functools.cache
+def _recent_counts_sql(rate_windows: int, duplicate_windows: int) -> str:
+    """`_recent_counts`' statement, written out: through the ORM, building its filtered counts cost a post
+    more CPU than the database's counting. Names come from the model, values are bound."""
+    name = connection.ops.quote_name
+    created_at, body_hash, author = (
+        name(Comment._meta.get_field(f).column) for f in ("created_at", "body_hash", "author")
+    )
+    counts = [f"COUNT(CASE WHEN {created_at} >= %s THEN 1 END)"] * rate_windows
+    counts += [f"COUNT(CASE WHEN {created_at} >= %s AND {body_hash} = %s THEN 1 END)"] * duplicate_windows
+    return (
+        f"SELECT {', '.join(counts)} FROM {name(Comment._meta.db_table)}"  # noqa: S608
+        f" WHERE {author} = %s AND {created_at} >= %s"
+    )
 
 
 def _seconds_until_allowed(author_id: int, rules: list[Rule], now: datetime) -> dict[int, int]:

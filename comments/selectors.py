@@ -12,45 +12,61 @@ from datetime import datetime
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q, Subquery
 from django.http import HttpRequest
+from django.middleware.csrf import get_token
 from django.utils import timezone
 
 from follows import selectors as follows_selectors
 from stories.models import Story
 
 from . import moderation
-from .models import Comment, Commenter, Report, ThreadComment
+from .models import MODERATE_PERMISSION, Comment, Commenter, Recommendation, Report, ThreadComment
 
 
 class Sort(models.TextChoices):
     OLDEST = "oldest", "Oldest"
     NEWEST = "newest", "Newest"
     REPLIES = "replies", "Most replies"
+    RECOMMENDED = "recommended", "Most recommended"
+    # Not an order but a tab of its own: the editors' picks alone, wherever they are in their threads.
+    PICKS = "picks", "Editors' picks"
 
 
 _ORDERINGS = {
     Sort.OLDEST: ["created_at", "pk"],
     Sort.NEWEST: ["-created_at", "-pk"],
     Sort.REPLIES: ["-thread_reply_count", "created_at", "pk"],
+    Sort.RECOMMENDED: ["-recommendation_count", "created_at", "pk"],
 }
 _SORT_KEYS = {
     Sort.OLDEST: lambda c: (c.created_at, c.pk),
     Sort.NEWEST: lambda c: (-c.created_at.timestamp(), -c.pk),
     Sort.REPLIES: lambda c: (-c.thread_reply_count, c.created_at, c.pk),
+    Sort.RECOMMENDED: lambda c: (-c.recommendation_count, c.created_at, c.pk),
 }
 
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is reading, and whether they may post on this story; `notice` says why not when they may not."""
+    """Who is reading, and whether they may post on this story; `notice` says why not when they may not.
+
+    `in_good_standing`: verified, neither banned nor suspended, so they may recommend comments (on a
+    closed story too); `can_moderate`: they may choose editors' picks; `csrf_token`: what their forms on
+    a comment carry.
+    """
 
     user_id: int | None = None
     can_post: bool = False
     notice: str = ""
     mode: str = Story.CommentsMode.OPEN
     now: datetime = field(default_factory=timezone.now)
+    in_good_standing: bool = False
+    can_moderate: bool = False
+    csrf_token: str = ""
 
     @property
     def is_signed_in(self) -> bool:
@@ -77,10 +93,18 @@ class Row:
     can_edit: bool = False
     can_delete: bool = False
     can_report: bool = False
+    can_recommend: bool = False
+    recommended: bool = False
+    can_pick: bool = False
+    # Shown on a page every reader shares, where each signed-in reader's actions are a personal part.
+    personal: bool = False
+    csrf_token: str = ""
 
     @property
     def has_actions(self) -> bool:
-        return self.can_reply or self.can_edit or self.can_delete or self.can_report
+        return (
+            self.can_reply or self.can_edit or self.can_delete or self.can_report or self.can_recommend or self.can_pick
+        )
 
 
 @dataclass(frozen=True)
@@ -117,8 +141,11 @@ def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule,
     standing = (
         get_user_model()
         .objects.filter(pk=request.user.pk)
-        .annotate(email_verified=Exists(EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)))
-        .values("email_verified", "commenter__is_banned", "commenter__suspended_until")
+        .annotate(
+            email_verified=Exists(EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)),
+            can_moderate=_may_moderate(),
+        )
+        .values("email_verified", "can_moderate", "commenter__is_banned", "commenter__suspended_until")
         .first()
     ) or {}
     commenter = Commenter(
@@ -134,12 +161,36 @@ def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule,
         now=now,
     )
     notice = refusal.message if refusal else ""
-    return Viewer(user_id=request.user.pk, can_post=refusal is None, notice=notice, mode=mode, now=now)
+    in_good_standing = standing.get("email_verified", False) and commenter.refusal(now=now) is None
+    return Viewer(
+        user_id=request.user.pk,
+        can_post=refusal is None,
+        notice=notice,
+        mode=mode,
+        now=now,
+        in_good_standing=bool(in_good_standing),
+        can_moderate=bool(standing.get("can_moderate")),
+        csrf_token=get_token(request),
+    )
+
+
+def _may_moderate() -> Q:
+    """`user.has_perm(MODERATE_PERMISSION)` as part of a query on users, so the viewer's one query says it:
+    active superusers, and active accounts given the permission directly or through a group."""
+    app_label, codename = MODERATE_PERMISSION.split(".")
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    return Q(is_active=True) & (
+        Q(is_superuser=True)
+        | Exists(permission.filter(user=OuterRef("pk")))
+        | Exists(permission.filter(group__user=OuterRef("pk")))
+    )
 
 
 def thread_page(*, story: Story, viewer: Viewer, sort: str, start: int, per_page: int | None = None) -> ThreadPage:
     """One page of top-level comments with their whole threads, from one query."""
     per_page = per_page or settings.COMMENTS_PER_PAGE
+    if sort == Sort.PICKS:
+        return _picks_page(story=story, viewer=viewer, start=start, per_page=per_page)
     roots = (
         Comment.objects.filter(story=story)
         .top_level()
@@ -160,6 +211,17 @@ def thread_page(*, story: Story, viewer: Viewer, sort: str, start: int, per_page
     return ThreadPage(story=story, rows=rows, sort=sort, start=start, next_start=next_start)
 
 
+def _picks_page(*, story: Story, viewer: Viewer, start: int, per_page: int) -> ThreadPage:
+    """A page of the story's editors' picks, the latest first, each on its own without its replies (its
+    link leads to them), from one query."""
+    found = Comment.objects.filter(story=story).picks().thread_values()[start : start + per_page + 1]
+    picks = [ThreadComment(*values) for values in found]
+    rows = [_row(comment, 0, True, viewer) for comment in picks[:per_page]]
+    mark_recommended(rows, viewer)
+    next_start = start + per_page if len(picks) > per_page else None
+    return ThreadPage(story=story, rows=rows, sort=Sort.PICKS, start=start, next_start=next_start)
+
+
 def comment_thread(*, comment: Comment, viewer: Viewer) -> list[Row]:
     """The comment and the replies under it, nested afresh from depth 0, from one query."""
     root_id = comment.root_id or comment.pk
@@ -174,6 +236,14 @@ def single_row(comment: Comment, viewer: Viewer) -> Row:
     """A comment on its own, as just posted or changed by its author."""
     row = ThreadComment.from_comment(comment)
     return build_rows([row], roots=[row], viewer=viewer, include_hidden=True)[0]
+
+
+def pending_rows(*, story_id: int, viewer: Viewer) -> list[Row]:
+    """A reader's comments on a story that await moderation, oldest first, each as a thread of its own:
+    only their author sees them, so they are not part of the thread every reader shares."""
+    mine = Comment.objects.filter(story_id=story_id, author_id=viewer.user_id, status=Comment.Status.PENDING)
+    pending = sorted(_thread_comments(mine), key=_SORT_KEYS[Sort.OLDEST])
+    return [build_rows([comment], roots=[comment], viewer=viewer, include_hidden=True)[0] for comment in pending]
 
 
 def _thread_comments(comments: models.QuerySet) -> list[ThreadComment]:
@@ -229,7 +299,36 @@ def build_rows(
         if not row.has_replies:
             next_depth = rows[index + 1].depth if index + 1 < len(rows) else 0
             row.closes = range(row.depth - next_depth)
+    mark_recommended(rows, viewer)
     return rows
+
+
+def action_rows(*, comment_ids: list[int], viewer: Viewer) -> list[Row]:
+    """What the reader may do with each of these comments, as a page every reader shares shows them: one
+    query for the few columns that decide it, and one for which of them the reader recommended."""
+    found = Comment.objects.filter(pk__in=comment_ids).values_list(
+        "pk", "story_id", "status", "created_at", "author_id", "is_picked"
+    )
+    rows = []
+    for pk, story_id, status, created_at, author_id, is_picked in found:
+        comment = ThreadComment(
+            pk, story_id, None, None, 0, status, "", created_at, None, 0, author_id, None, 0, is_picked, ""
+        )
+        rows.append(_row(comment, 0, status == Comment.Status.VISIBLE, viewer))
+    mark_recommended(rows, viewer)
+    return rows
+
+
+def mark_recommended(rows: list[Row], viewer: Viewer) -> None:
+    """Set `recommended` on the rows this reader may recommend and does: one query, none when no row
+    offers them the button."""
+    candidates = [row.comment.pk for row in rows if row.can_recommend]
+    if not candidates:
+        return
+    mine = Recommendation.objects.filter(reader_id=viewer.user_id, comment_id__in=candidates).order_by()
+    recommended = set(mine.values_list("comment_id", flat=True))
+    for row in rows:
+        row.recommended = row.comment.pk in recommended
 
 
 def _shown_in_full(comment: ThreadComment, viewer: Viewer) -> bool:
@@ -242,7 +341,11 @@ def _shown_in_full(comment: ThreadComment, viewer: Viewer) -> bool:
 
 def _row(comment: ThreadComment, depth: int, full: bool, viewer: Viewer) -> Row:
     row = Row(comment=comment, depth=depth, full=full)
-    if not full or viewer.user_id is None:
+    if not full:
+        return row
+    if viewer.user_id is None:
+        # A page every reader shares: a signed-in reader's actions on it are filled in for them alone.
+        row.personal = comment.status == Comment.Status.VISIBLE
         return row
     own = comment.author_id == viewer.user_id
     published = comment.status == Comment.Status.VISIBLE
@@ -251,6 +354,9 @@ def _row(comment: ThreadComment, depth: int, full: bool, viewer: Viewer) -> Row:
     row.can_edit = own and viewer.can_post and comment.can_be_edited_by(viewer.user_id, now=viewer.now)
     row.can_delete = own
     row.can_report = not own and published
+    row.can_recommend = not own and published and viewer.in_good_standing
+    row.can_pick = published and viewer.can_moderate
+    row.csrf_token = viewer.csrf_token
     return row
 
 
@@ -278,6 +384,47 @@ def replies_to(user) -> models.QuerySet:
     )
 
 
+# The header counts new replies up to this many, and shows more as "99+".
+UNSEEN_REPLIES_COUNTED = 100
+UNSEEN_REPLIES_CACHE_SECONDS = 60
+
+
+def unseen_replies_cache_key(user_id: int) -> str:
+    return f"comments:unseen-replies:v1:{user_id}"
+
+
+def unseen_reply_count(user_id: int) -> int:
+    """Published replies other readers wrote to this reader's comments since they last opened "Your comments",
+    counted up to UNSEEN_REPLIES_COUNTED. Every page a reader sees shows it in the header, so it is kept in
+    the cache for UNSEEN_REPLIES_CACHE_SECONDS (a new reply shows within that) and costs one query when not."""
+    key = unseen_replies_cache_key(user_id)
+    count = cache.get(key)
+    if count is None:
+        seen_at = Commenter.objects.filter(user_id=user_id).values("replies_seen_at")[:1]
+        unseen = (
+            Comment.objects.visible()
+            .filter(parent__author_id=user_id, created_at__gt=Subquery(seen_at))
+            .exclude(author_id=user_id)
+            .order_by()
+        )
+        count = unseen[:UNSEEN_REPLIES_COUNTED].count()
+        cache.set(key, count, UNSEEN_REPLIES_CACHE_SECONDS)
+    return count
+
+
+def live_thread(slug: str) -> Story | None:
+    """The published story with what an open thread polls for, from one query: `comment_count` (published
+    comments) and `newest_comment_id`, the newest published comment's id (None without one)."""
+    newest = Max("comments__pk", filter=Q(comments__status=Comment.Status.VISIBLE))
+    return (
+        Story.objects.published()
+        .filter(slug=slug)
+        .annotate(newest_comment_id=newest)
+        .only("pk", "slug", "comment_count")
+        .first()
+    )
+
+
 def export_for(user) -> dict:
     """Everything a reader wrote, as plain data for their JSON export."""
     comments = Comment.objects.by(user).exclude(status=Comment.Status.DELETED).select_related("story")
@@ -301,6 +448,18 @@ def export_for(user) -> dict:
         "reports": [
             {"comment": report.comment_id, "reason": report.reason, "created_at": report.created_at.isoformat()}
             for report in Report.objects.filter(reporter=user).order_by("created_at")
+        ],
+        "recommendations": [
+            {
+                "comment": recommendation.comment_id,
+                "story": recommendation.comment.story.title,
+                "url": recommendation.comment.get_absolute_url(),
+                "created_at": recommendation.created_at.isoformat(),
+            }
+            for recommendation in Recommendation.objects.filter(reader=user)
+            .select_related("comment__story")
+            .only("comment_id", "created_at", "comment__story__title")
+            .order_by("created_at", "pk")
         ],
         **follows_selectors.export_for(user),
     }

@@ -16,15 +16,17 @@ from datetime import datetime
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Model
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from newsreader.ratelimits import count_in_window
 from stories import pagecache
 from stories.models import Story
 
-from . import moderation, tasks
+from . import moderation, selectors, tasks
 from .errors import (
     AlreadyReported,
     CommentRejected,
@@ -35,12 +37,23 @@ from .errors import (
     RateLimited,
 )
 from .markup import fingerprint, render_comment
-from .models import MODERATOR_REASONS, Comment, Commenter, ModerationLog, ReasonCode, Report
+from .models import (
+    MODERATE_PERMISSION,
+    MODERATOR_REASONS,
+    Comment,
+    Commenter,
+    ModerationLog,
+    ReasonCode,
+    Recommendation,
+    Report,
+)
 
 logger = logging.getLogger(__name__)
 
 Status = Comment.Status
 Action = ModerationLog.Action
+
+RECOMMENDATION_WINDOW_SECONDS = 3600
 
 _STATUS_ACTIONS = {
     Status.VISIBLE: Action.APPROVED,
@@ -65,6 +78,7 @@ def comment_create(
     when refused (`RateLimited`, `DuplicateComment`, `NotAllowed`…) or rejected (`CommentRejected`).
 
     Submitting the same form twice (same `idempotency_key`) returns the comment the first submit made.
+    A published comment leaves `story.comment_count` at the count it made.
     """
     text = _checked_text(body)
     if parent is not None and (parent.story_id != story.pk or parent.status != Status.VISIBLE):
@@ -76,10 +90,7 @@ def comment_create(
 
     try:
         with transaction.atomic():
-            commenter, verified = _lock_commenter(author)
-            existing = Comment.objects.filter(idempotency_key=key).first()
-            if existing is not None:
-                return _replayed(existing, author)
+            commenter, verified = _lock_commenter(author, count_published_up_to=moderation.new_commenter_limit(rules))
             submission = moderation.Submission(
                 author_id=author.pk,
                 author_joined=author.date_joined,
@@ -89,16 +100,22 @@ def comment_create(
                 text=text,
                 html=html,
                 fingerprint=fingerprint(text),
+                published_comments=commenter.published_comments,
             )
             decision = moderation.moderate_new(submission=submission, rules=rules, now=now)
             if decision.verdict == moderation.Verdict.REFUSE:
+                # A form sent again is refused as a repeat (same text, too soon): answer with its comment.
+                existing = _by_key(key)
+                if existing is not None:
+                    return _replayed(existing, author)
                 _log(Action.REFUSED, decision=decision, story=story, subject=author)
                 comment = None
             else:
                 comment = _insert(submission, decision, parent=parent, key=key, ip_address=ip_address, now=now)
     except IntegrityError:
-        # The same form, submitted twice at once, lost the race to itself: answer with the winner.
-        existing = Comment.objects.filter(idempotency_key=key).first()
+        # The form's key is taken: it was sent before (its comment is the answer), or twice at once and
+        # this submit lost the race to itself. The unique key, not a look-up first, tells a new form.
+        existing = _by_key(key)
         if existing is None:
             raise
         return _replayed(existing, author)
@@ -215,7 +232,94 @@ def comment_report(*, comment: Comment, reporter: AbstractBaseUser, reason: str,
     return report
 
 
+# --- Readers: recommendations ------------------------------------------------------------------
+
+
+def comment_recommend(*, comment: Comment, reader: AbstractBaseUser) -> Comment:
+    """The reader recommends someone else's published comment, once: recommending it again changes nothing.
+    Returns the comment with its count as it now stands."""
+    return _set_recommended(comment, reader, recommended=True)
+
+
+def comment_unrecommend(*, comment: Comment, reader: AbstractBaseUser) -> Comment:
+    """The reader takes their recommendation back; without one, nothing changes. Returns the comment."""
+    return _set_recommended(comment, reader, recommended=False)
+
+
+def _set_recommended(comment: Comment, reader: AbstractBaseUser, *, recommended: bool) -> Comment:
+    """Both directions count towards COMMENTS_RECOMMENDATIONS_PER_HOUR. The reader's commenter row, locked
+    first, serialises their own recommendations; the comment's row, locked next, keeps its count equal to
+    its recommendations however many readers click at once."""
+    _count_recommendation(reader)
+    rules = moderation.active_rules()
+    with transaction.atomic():
+        commenter, verified = _lock_commenter(reader)
+        if recommended:
+            refusal = moderation.refusal(
+                commenter=commenter,
+                email_verified=verified,
+                story=None,
+                rules=rules,
+                now=timezone.now(),
+                doing="recommending comments",
+            )
+            if refusal is not None:
+                raise NotAllowed(refusal.message, code=refusal.reason_code)
+        comment = _lock(comment)
+        if recommended:
+            if comment.author_id == reader.pk:
+                raise NotAllowed("You cannot recommend your own comment.")
+            if comment.status != Status.VISIBLE:
+                raise InvalidComment("Only published comments can be recommended.")
+            _, changed = Recommendation.objects.get_or_create(comment=comment, reader=reader)
+        else:
+            changed, _ = Recommendation.objects.filter(comment=comment, reader=reader).delete()
+        if changed:
+            delta = 1 if recommended else -1
+            Comment.objects.filter(pk=comment.pk).update(recommendation_count=F("recommendation_count") + delta)
+            comment.recommendation_count += delta
+            _on_commit_discussion_changed(comment)
+    return comment
+
+
+def _count_recommendation(reader: AbstractBaseUser) -> None:
+    attempts = count_in_window(f"comment-recommendations:{reader.pk}", window_seconds=RECOMMENDATION_WINDOW_SECONDS)
+    limit = settings.COMMENTS_RECOMMENDATIONS_PER_HOUR
+    if attempts.over(limit):
+        raise RateLimited(
+            f"You can recommend or take back recommendations {limit} times an hour. "
+            f"Please try again in {max(1, round(attempts.resets_in / 60))} minutes.",
+            code=ReasonCode.RATE_LIMIT,
+            retry_after=attempts.resets_in,
+        )
+
+
 # --- Moderators: comments --------------------------------------------------------------------
+
+
+def comment_pick(*, comment: Comment, moderator: AbstractBaseUser, picked: bool) -> Comment:
+    """Make a published comment an editors' pick (`picked`), or stop it being one; picking it again changes
+    nothing. Only moderators may; each change is logged."""
+    if not moderator.has_perm(MODERATE_PERMISSION):
+        raise NotAllowed("Only moderators can choose editors' picks.")
+    with transaction.atomic():
+        comment = _lock(comment)
+        if comment.is_picked == picked:
+            return comment
+        if picked and comment.status != Status.VISIBLE:
+            raise ModerationError("Only a published comment can be an editors' pick.")
+        comment.is_picked = picked
+        comment.picked_at = timezone.now() if picked else None
+        comment.save(update_fields=["is_picked", "picked_at"])
+        _log(
+            Action.PICKED if picked else Action.UNPICKED,
+            story_id=comment.story_id,
+            subject_id=comment.author_id,
+            comment=comment,
+            moderator=moderator,
+        )
+        _on_commit_discussion_changed(comment)
+    return comment
 
 
 def comment_approve(*, comment: Comment, moderator: AbstractBaseUser, note: str = "") -> Comment:
@@ -406,6 +510,29 @@ def author_comments_erase(*, user: AbstractBaseUser) -> int:
     return len(comments)
 
 
+def reader_recommendations_erase(*, user: AbstractBaseUser) -> int:
+    """Take back every recommendation of this reader (their account is going), each comment's count dropping
+    with it. Returns how many there were."""
+    with transaction.atomic():
+        _lock_commenter(user)
+        taken_back = list(
+            Recommendation.objects.select_for_update()
+            .filter(reader=user)
+            .order_by("comment_id")
+            .values_list("pk", "comment_id")
+        )
+        if not taken_back:
+            return 0
+        # A reader recommends a comment once, so each of these comments loses one. Locked in order first,
+        # as every service that locks several comments does.
+        comments = Comment.objects.filter(pk__in=[comment_id for _, comment_id in taken_back])
+        list(comments.select_for_update().order_by("pk").values_list("pk"))
+        comments.update(recommendation_count=F("recommendation_count") - 1)
+        Recommendation.objects.filter(pk__in=[pk for pk, _ in taken_back]).delete()
+        transaction.on_commit(pagecache.bump_generation)
+    return len(taken_back)
+
+
 def account_delete(*, user: AbstractBaseUser) -> int:
     """Delete a reader's account at their request; their comments stay as "[deleted]" tombstones.
 
@@ -430,15 +557,45 @@ def _checked_text(body: str) -> str:
     return text
 
 
-def _lock_commenter(user: AbstractBaseUser) -> tuple[Commenter, bool]:
+def _lock_commenter(user: AbstractBaseUser, *, count_published_up_to: int = 0) -> tuple[Commenter, bool]:
     """The reader's commenter row, locked for the transaction (serialising one reader's posts), and
-    whether they have a verified email address."""
-    verified = Exists(EmailAddress.objects.filter(user_id=OuterRef("user_id"), verified=True))
-    found = Commenter.objects.select_for_update().annotate(email_verified=verified).filter(user=user).first()
-    if found is not None:
-        return found, found.email_verified
-    commenter, _ = Commenter.objects.select_for_update().get_or_create(user=user)
-    return commenter, EmailAddress.objects.filter(user=user, verified=True).exists()
+    whether they have a verified email address, from one query.
+
+    With `count_published_up_to`, the row's `published_comments` also says how many of the reader's
+    comments are published, counted up to that number (what the new-commenter rules ask); otherwise, and
+    when the row had to be made, it is None."""
+    locked = Commenter.objects.raw(_LOCK_COMMENTER, [Status.VISIBLE, count_published_up_to, user.pk])
+    found = next(iter(locked), None)
+    if found is None:
+        commenter, _ = Commenter.objects.select_for_update().get_or_create(user=user)
+        commenter.published_comments = None
+        return commenter, EmailAddress.objects.filter(user=user, verified=True).exists()
+    if not count_published_up_to:
+        found.published_comments = None
+    return found, bool(found.email_verified)
+
+
+def _lock_commenter_sql() -> str:
+    """The statement `_lock_commenter` runs, written out: through the ORM, building its two subqueries cost
+    a post more CPU than everything else the lock does. Names come from the models, values are bound."""
+    name = connection.ops.quote_name
+    emails, comments = name(EmailAddress._meta.db_table), name(Comment._meta.db_table)
+    # SQLite has no row locks: a write there takes the whole database, at BEGIN with our settings.
+    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    return (
+        "SELECT c.*,"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {emails} e WHERE e.user_id = c.user_id AND e.verified) AS email_verified,"
+        f" (SELECT COUNT(*) FROM (SELECT 1 FROM {comments} p WHERE p.author_id = c.user_id AND p.status = %s"
+        " LIMIT %s) AS counted) AS published_comments"
+        f" FROM {name(Commenter._meta.db_table)} c WHERE c.user_id = %s{lock}"
+    )
+
+
+_LOCK_COMMENTER = _lock_commenter_sql()
+
+
+def _by_key(key: uuid.UUID) -> Comment | None:
+    return Comment.objects.filter(idempotency_key=key).first()
 
 
 def _lock(comment: Comment) -> Comment:
@@ -484,7 +641,7 @@ def _insert(
         created_at=now,
     )
     if status == Status.VISIBLE:
-        _shift_counts(comment, +1)
+        submission.story.comment_count = _shift_counts(comment, +1)
         _on_commit_discussion_changed(comment)
         if parent is not None and parent.author_id and parent.author_id != submission.author_id:
             transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
@@ -523,10 +680,28 @@ def _on_commit_discussion_changed(comment: Comment) -> None:
     transaction.on_commit(lambda: pagecache.story_discussion_changed(slug))
 
 
-def _shift_counts(comment: Comment, delta: int) -> None:
-    if comment.root_id:
-        Comment.objects.filter(pk=comment.root_id).update(thread_reply_count=F("thread_reply_count") + delta)
-    Story.objects.filter(pk=comment.story_id).update(comment_count=F("comment_count") + delta)
+def _shift_counts(comment: Comment, delta: int) -> int:
+    """Add `delta` to the published counts the comment is in (its thread's, then its story's); returns the
+    story's new `comment_count`, which the answer to a post shows."""
+    with connection.cursor() as cursor:
+        if comment.root_id:
+            cursor.execute(_SHIFT_THREAD_REPLY_COUNT, [delta, comment.root_id])
+        cursor.execute(_SHIFT_STORY_COUNT, [delta, comment.story_id])
+        return cursor.fetchone()[0]
+
+
+def _shift_sql(model: type[Model], field: str, *, returning: bool = False) -> str:
+    """UPDATE … SET field = field + %s WHERE pk = %s, written out: through the ORM, update() costs a post more
+    CPU to build than the database spends on it, and cannot return what it wrote. Names come from the model,
+    values are bound."""
+    name = connection.ops.quote_name
+    column = name(model._meta.get_field(field).column)
+    statement = f"UPDATE {name(model._meta.db_table)} SET {column} = {column} + %s"  # noqa: S608
+    return statement + f" WHERE {name(model._meta.pk.column)} = %s" + (f" RETURNING {column}" if returning else "")
+
+
+_SHIFT_THREAD_REPLY_COUNT = _shift_sql(Comment, "thread_reply_count")
+_SHIFT_STORY_COUNT = _shift_sql(Story, "comment_count", returning=True)
 
 
 def _resolve_reports(comment: Comment, resolution: str) -> None:
@@ -587,3 +762,9 @@ def _enqueue_reply_notification(comment_id: int) -> None:
         tasks.send_reply_notification.delay(comment_id)
     except OperationalError:
         logger.exception("Could not queue the reply notification for comment %s", comment_id)
+
+
+def commenter_mark_replies_seen(*, user, now: datetime | None = None) -> None:
+    """The reader has opened "Your comments": the header counts only replies newer than now as new."""
+    Commenter.objects.filter(user=user).update(replies_seen_at=now or timezone.now())
+    cache.delete(selectors.unseen_replies_cache_key(user.pk))

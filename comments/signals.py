@@ -45,6 +45,7 @@ def give_new_accounts_a_commenter_record(sender, instance, created, raw=False, u
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL)
 def erase_deleted_accounts_comments(sender, instance, **kwargs) -> None:
     services.author_comments_erase(user=instance)
+    services.reader_recommendations_erase(user=instance)
 
 
 @receiver(post_save, sender=ModerationLog)

@@ -13,6 +13,8 @@ urlpatterns = [
     path("c/<int:pk>/edit/", views.edit, name="edit"),
     path("c/<int:pk>/delete/", views.delete, name="delete"),
     path("c/<int:pk>/report/", views.report, name="report"),
+    path("c/<int:pk>/recommend/", views.recommend, name="recommend"),
+    path("c/<int:pk>/pick/", views.pick, name="pick"),
     path("my/comments/", views.activity, name="activity"),
     path("my/notifications/", views.notification_settings, name="notification_settings"),
     path("my/export.json", views.export, name="export"),
@@ -21,5 +23,6 @@ urlpatterns = [
     re_path(r"^unsubscribe/(?P<token>[^/]+:[^/]+)/$", views.unsubscribe, name="unsubscribe"),
     path("<slug:slug>/", views.thread_page, name="thread_page"),
     path("<slug:slug>/thread/", views.thread_fragment, name="thread"),
+    path("<slug:slug>/live/", views.live, name="live"),
     path("<slug:slug>/post/", views.post_comment, name="post"),
 ]

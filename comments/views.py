@@ -2,12 +2,14 @@
 
 The thread's first page is rendered into the story page; sorting and "Load more" arrive as htmx
 fragments, or as a plain page of the thread without JavaScript. Each action (reply, edit, delete,
-report) is a page of its own that htmx loads into the thread instead. Views read the request, call a
-service or a selector, and choose the response.
+report) is a page of its own that htmx loads into the thread instead; recommending and choosing editors'
+picks are one-button forms that come back to the page, or with htmx replace the comment's card. Views
+read the request, call a service or a selector, and choose the response.
 """
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -17,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
@@ -47,6 +50,8 @@ _ACTIONS = {
     "edit": _Action("Edit your comment", "comments/_edit_form.html"),
     "delete": _Action("Delete your comment", "comments/_delete_form.html"),
     "report": _Action("Report a comment", "comments/_report_form.html"),
+    "recommend": _Action("Recommend a comment", "comments/_toggle_refused.html"),
+    "pick": _Action("Editors' picks", "comments/_toggle_refused.html"),
 }
 
 
@@ -59,7 +64,9 @@ def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
     story = _published_story(slug)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
-    return pagecache.about_story(render(request, part, _thread_context(request, story)), story)
+    context = _thread_context(request, story)
+    response = pagecache.changes_at(render(request, part, context), context["comments_close_at"])
+    return pagecache.about_story(response, story)
 
 
 @pagecache.visitor_page(story_slug="slug")
@@ -67,7 +74,8 @@ def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
 def thread_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The same thread as a page of its own: where sorting and "Load more" lead without JavaScript."""
     story = _published_story(slug)
-    response = render(request, "comments/thread_page.html", _thread_context(request, story))
+    context = _thread_context(request, story)
+    response = pagecache.changes_at(render(request, "comments/thread_page.html", context), context["comments_close_at"])
     return pagecache.about_story(response, story)
 
 
@@ -82,6 +90,23 @@ def comment_page(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This comment is not available.")
     context = {"story": comment.story, "comment": comment, "rows_html": rendering.rows(rows), "viewer": viewer}
     return pagecache.about_story(render(request, "comments/comment_page.html", context), comment.story)
+
+
+@pagecache.visitor_page(story_slug="slug")
+@require_safe
+def live(request: HttpRequest, slug: str) -> JsonResponse:
+    """What an open thread polls for "N new comments — show" (static/js/comments.js): the story's published
+    comment count and its newest published comment's id.
+
+    The script asks without cookies, so the page cache answers from one Redis round trip before sessions,
+    authentication and this view, until a comment changes the story's generation. It is the same for every
+    reader: shared caches may keep it for half the polling interval too."""
+    story = selectors.live_thread(slug)
+    if story is None:
+        raise Http404("No such story.")
+    response = JsonResponse({"count": story.comment_count, "newest": story.newest_comment_id})
+    response["Cache-Control"] = f"public, max-age={settings.COMMENTS_LIVE_POLL_SECONDS // 2}"
+    return pagecache.about_story(response, story)
 
 
 def story_page_comments(sender, *, request: HttpRequest, story: Story, **kwargs) -> dict:
@@ -100,16 +125,16 @@ def story_page_comments(sender, *, request: HttpRequest, story: Story, **kwargs)
 @login_required
 @require_POST
 def post_comment(request: HttpRequest, slug: str) -> HttpResponse:
-    return _post(request, story=_published_story(slug), parent=None)
+    return _post(request, story=_story_to_post_on(slug), parent=None)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def reply(request: HttpRequest, pk: int) -> HttpResponse:
-    parent = _comment_or_404(pk)
     if request.method == "POST":
+        parent = _comment_to_reply_to(pk)
         return _post(request, story=parent.story, parent=parent)
-    return _action_response(request, "reply", comment=parent, form=CommentForm())
+    return _action_response(request, "reply", comment=_comment_or_404(pk), form=CommentForm())
 
 
 @login_required
@@ -187,6 +212,57 @@ def report(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "comments/_notice.html", {"message": message})
 
 
+@login_required
+@require_POST
+def recommend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Recommend the comment (`recommend=1`) or take the recommendation back (`recommend=0`)."""
+    comment = _comment_or_404(pk)
+    wanted = request.POST.get("recommend") != "0"
+    try:
+        if wanted:
+            comment = services.comment_recommend(comment=comment, reader=request.user)
+        else:
+            comment = services.comment_unrecommend(comment=comment, reader=request.user)
+    except CommentError as error:
+        return _action_response(request, "recommend", comment=comment, form=None, error=error)
+    message = "You recommend this comment." if wanted else "You no longer recommend this comment."
+    return _toggled(request, comment, message)
+
+
+@login_required
+@require_POST
+def pick(request: HttpRequest, pk: int) -> HttpResponse:
+    """A moderator makes the comment an editors' pick (`picked=1`) or stops it being one (`picked=0`)."""
+    comment = _comment_or_404(pk)
+    picked = request.POST.get("picked") != "0"
+    try:
+        comment = services.comment_pick(comment=comment, moderator=request.user, picked=picked)
+    except CommentError as error:
+        return _action_response(request, "pick", comment=comment, form=None, error=error)
+    message = "The comment is an editors' pick." if picked else "The comment is no longer an editors' pick."
+    return _toggled(request, comment, message)
+
+
+def _toggled(request: HttpRequest, comment: Comment, message: str) -> HttpResponse:
+    """Back to the page the button was on without JavaScript; with htmx, the card as this reader now sees it."""
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect(_back(request, comment))
+    viewer = selectors.viewer_for(request, comment.story, moderation.active_rules())
+    card = rendering.card(selectors.single_row(comment, viewer))
+    return render(request, "comments/_toggled.html", {"card_html": card, "message": message})
+
+
+def _back(request: HttpRequest, comment: Comment) -> str:
+    """The page the reader came from (this site's only), at the comment; its own page when unknown."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer.split("#", 1)[0] + f"#comment-{comment.pk}"
+    return comment.get_absolute_url()
+
+
 def _post(request: HttpRequest, *, story: Story, parent: Comment | None) -> HttpResponse:
     form = CommentForm(request.POST)
     action = "reply" if parent else "comment"
@@ -202,6 +278,8 @@ def _post(request: HttpRequest, *, story: Story, parent: Comment | None) -> Http
             ip_address=client_address(request),
         )
     except CommentError as error:
+        # The form and the page around it show more of the parent than posting read.
+        parent = _comment_or_404(parent.pk) if parent is not None else None
         return _action_response(request, action, story=story, comment=parent, form=form.fresh(), error=error)
     message = moderation.HELD_MESSAGE if comment.status == Comment.Status.PENDING else PUBLISHED_MESSAGE
     if not request.htmx:
@@ -214,7 +292,7 @@ def _post(request: HttpRequest, *, story: Story, parent: Comment | None) -> Http
         "parent": parent,
         "form": CommentForm() if parent is None else None,
         "message": message,
-        "comment_count": _comment_count(story),
+        "comment_count": story.comment_count,
     }
     return render(request, "comments/_posted.html", context)
 
@@ -262,6 +340,7 @@ def _action_response(
 def activity(request: HttpRequest) -> HttpResponse:
     """The reader's comments (with what became of each) and the replies they got."""
     page = Paginator(selectors.comments_by(request.user), 20).get_page(request.GET.get("page"))
+    services.commenter_mark_replies_seen(user=request.user)
     commenter = Commenter.objects.filter(user=request.user).first()
     context = {
         "page": page,
@@ -328,6 +407,43 @@ def _published_story(slug: str) -> Story:
     return story
 
 
+# What posting reads of a story: moderation's gate, the answer, and the page a refusal is shown on. Not the
+# rest, which for a story's body can be 200,000 characters.
+_POSTING_STORY_FIELDS = (
+    "slug",
+    "title",
+    "status",
+    "published_at",
+    "comments_mode",
+    "comment_count",
+    "source",
+    "section",
+)
+
+
+def _story_to_post_on(slug: str) -> Story:
+    try:
+        story = Story.objects.only(*_POSTING_STORY_FIELDS).get(slug=slug)
+    except Story.DoesNotExist:
+        raise Http404("No such story.") from None
+    if not story.is_visible:
+        raise Http404("No such story.")
+    return story
+
+
+def _comment_to_reply_to(pk: int) -> Comment:
+    """The parent of a reply with its story, as much of them as posting reads."""
+    story_fields = (f"story__{name}" for name in _POSTING_STORY_FIELDS)
+    replied = Comment.objects.select_related("story").only("story", "author", "root", "depth", "status", *story_fields)
+    try:
+        comment = replied.get(pk=pk)
+    except Comment.DoesNotExist:
+        raise Http404("No such comment.") from None
+    if not comment.story.is_visible:
+        raise Http404("No such comment.")
+    return comment
+
+
 def _comment_or_404(pk: int) -> Comment:
     comment = Comment.objects.select_related("story", "author").filter(pk=pk).first()
     if comment is None or not comment.story.is_visible:
@@ -336,7 +452,8 @@ def _comment_or_404(pk: int) -> Comment:
 
 
 def _thread_context(request: HttpRequest, story: Story, *, sort: str | None = None, start: int | None = None) -> dict:
-    viewer = selectors.viewer_for(request, story, moderation.active_rules())
+    rules = moderation.active_rules()
+    viewer = selectors.viewer_for(request, story, rules)
     page = selectors.thread_page(
         story=story,
         viewer=viewer,
@@ -348,9 +465,12 @@ def _thread_context(request: HttpRequest, story: Story, *, sort: str | None = No
         "page": page,
         "rows_html": rendering.rows(page.rows),
         "viewer": viewer,
-        "form": CommentForm() if viewer.can_post else None,
         "fragment_url": reverse("comments:thread", kwargs={"slug": story.slug}),
         "page_url": reverse("comments:thread_page", kwargs={"slug": story.slug}),
+        "closed_notice": moderation.closed_notice(story, rules, now=viewer.now),
+        # A page showing the form or "Log in to comment." is kept no longer than the thread stays open.
+        "comments_close_at": moderation.comments_close_at(story, rules),
+        "live_poll_seconds": settings.COMMENTS_LIVE_POLL_SECONDS,
     }
 
 

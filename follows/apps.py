@@ -6,8 +6,4 @@ class FollowsConfig(AppConfig):
     verbose_name = "Following, saved stories and digests"
 
     def ready(self) -> None:
-        from stories import extensions
-
-        from . import views
-
-        extensions.story_page_context.connect(views.story_page_follows, dispatch_uid="follows.story_page")
+        from . import parts  # noqa: F401 - registers the follow buttons' personal parts

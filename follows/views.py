@@ -123,12 +123,3 @@ def _back(request: HttpRequest) -> HttpResponse:
 def _refused(request: HttpRequest, error: services.FollowError) -> HttpResponse:
     context = {"error": error.message, "back": _next_url(request)}
     return errors.refusal_response(request, "follows/refused.html", context, error=error)
-
-
-def story_page_follows(sender, *, request: HttpRequest, story: Story, **kwargs) -> dict:
-    """The story page's follow and save buttons for a signed-in reader (stories.extensions.story_page_context).
-    Visitors get nothing here: their page is shared through the page cache."""
-    if not request.user.is_authenticated:
-        return {}
-    targets, saved = selectors.story_targets(reader=request.user, story=story)
-    return {"follow_panel": {"targets": targets, "saved": saved}}

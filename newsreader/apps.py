@@ -12,7 +12,7 @@ class NewsreaderConfig(AppConfig):
 
     def ready(self) -> None:
         # observability connects the signal handlers that feed /metrics and the logs.
-        from . import clientaddr, observability, sites
+        from . import clientaddr, observability, site_parts, sites  # noqa: F401 - site_parts registers its parts
 
         # A mistyped TRUSTED_PROXIES or METRICS_ALLOWED_NETWORKS stops every process at startup, not the
         # first request behind the proxy or the first scrape.

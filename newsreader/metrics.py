@@ -47,7 +47,8 @@ IMAGE_FAILURES = Counter(
 )
 PAGE_CACHE_LOOKUPS = Counter(
     "newsreader_page_cache_lookups",
-    "Visitors' requests for a cacheable page: a hit, a miss, or the cache unavailable.",
+    "Requests for a page every reader shares (visitors' and signed-in readers'): a hit, a miss, or the cache "
+    "unavailable.",
     ["result"],
 )
 

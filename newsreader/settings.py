@@ -73,6 +73,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "newsreader.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Below authentication and messages: signed-in readers get the visitors' cached pages, with their own
+    # parts filled in.
+    "stories.pagecache.ReaderPageCacheMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -400,9 +403,14 @@ COMMENTS_NEW_ACCOUNT_DAYS = env.int("COMMENTS_NEW_ACCOUNT_DAYS", default=3)
 COMMENTS_TRUSTED_AFTER_APPROVALS = env.int("COMMENTS_TRUSTED_AFTER_APPROVALS", default=3)
 # Secret salt of the keyed hash kept instead of a commenter's IP address.
 COMMENTS_IP_HASH_SALT = env.str("COMMENTS_IP_HASH_SALT", default=SECRET_KEY)
+# How often an open thread asks whether new comments came ("N new comments — show"), while its tab is
+# visible; 0: never.
+COMMENTS_LIVE_POLL_SECONDS = env.int("COMMENTS_LIVE_POLL_SECONDS", default=20)
 # Address links in notification mail start with, e.g. https://news.example.org; empty: the site's
 # domain (Sites framework) over HTTPS, or HTTP when DEBUG is on.
 COMMENTS_EMAIL_BASE_URL = env.str("COMMENTS_EMAIL_BASE_URL", default="")
+# Recommendations a signed-in reader may give or take back per hour.
+COMMENTS_RECOMMENDATIONS_PER_HOUR = env.int("COMMENTS_RECOMMENDATIONS_PER_HOUR", default=60)
 
 # --- Labelling -----------------------------------------------------------------------------
 

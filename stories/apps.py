@@ -6,7 +6,7 @@ class StoriesConfig(AppConfig):
     verbose_name = "Stories"
 
     def ready(self) -> None:
-        from . import signals, status  # noqa: F401  (receivers)
+        from . import parts, signals, status  # noqa: F401  (receivers; parts registers the label-report form)
         from .importing import feedparser_patches
         from .importing.parse import assert_xml_parser_is_safe
 

@@ -4,7 +4,8 @@ stories; stories never imports comments). Each is a signal; the other app connec
 from django.dispatch import Signal
 
 # Sent with `request` and `story` while the story page is built. Each receiver returns a dict of template
-# context for its own part of the page: the comments give their first page and, for a reader, the form.
+# context for its own part of the page: the comments give their first page (and `comments_close_at`, when
+# the page will change by itself, which the page cache keeps it no longer than).
 story_page_context = Signal()
 
 # Sent by `manage.py load_demo` once the demo stories are in place, with `stories`: the demo stories by slug.

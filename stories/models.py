@@ -1,6 +1,9 @@
 """Stories and what they are filed under: sources, sections, tags and regions."""
 
-from datetime import timedelta
+import functools
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
@@ -28,6 +31,20 @@ def reading_minutes(text: str) -> int:
 # Longest story body, in characters of HTML before sanitising: a very long article, and a bound on the
 # sanitiser's time (over a second per 100,000 characters) and on the size of a story page.
 STORY_BODY_MAX_CHARS = 200_000
+
+
+# A page links to dozens of stories, sections and tags; reverse() costs more than the rest of such a link,
+# so these paths are reversed once per process.
+@functools.cache
+def list_path() -> str:
+    """The story list's path."""
+    return reverse("stories:list")
+
+
+@functools.cache
+def _story_path() -> str:
+    """A story page's path, with `{}` for its slug."""
+    return reverse("stories:detail", kwargs={"slug": "story-slug"}).replace("story-slug", "{}")
 
 
 def unique_slug(model: type[models.Model], text: str, *, exclude_pk: int | None = None, max_length: int = 200) -> str:
@@ -134,7 +151,7 @@ class Source(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return f"{reverse('stories:list')}?source={self.slug}"
+        return f"{list_path()}?source={self.slug}"
 
 
 class ImportRunQuerySet(models.QuerySet):
@@ -220,6 +237,14 @@ class Heartbeat(models.Model):
         return f"{self.get_kind_display()} {self.name}"
 
 
+def section_menu_rows() -> tuple[tuple[str, str], ...]:
+    """Each section's name and slug in the menu's order (Section's own): written out, as the list's query
+    is, since building it through the ORM cost more than running it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, slug FROM stories_section ORDER BY position, name")
+        return tuple(cursor.fetchall())
+
+
 class Section(models.Model):
     """A top-level heading of the site (Technology, Sport…), mapped to an IPTC Media Topic."""
 
@@ -238,7 +263,7 @@ class Section(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return f"{reverse('stories:list')}?section={self.slug}"
+        return f"{list_path()}?section={self.slug}"
 
 
 class Tag(models.Model):
@@ -254,7 +279,7 @@ class Tag(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return f"{reverse('stories:list')}?tag={self.slug}"
+        return f"{list_path()}?tag={self.slug}"
 
 
 class Region(models.Model):
@@ -272,15 +297,103 @@ class Region(models.Model):
         return f"{self.parent.name} / {self.name}" if self.parent_id else self.name
 
     def get_absolute_url(self) -> str:
-        return f"{reverse('stories:list')}?region={self.slug}"
+        return f"{list_path()}?region={self.slug}"
+
+
+class CardRow(NamedTuple):
+    """Everything a story card shows, fetched as a plain row: the list builds no model instance per story."""
+
+    pk: int
+    slug: str
+    title: str
+    dek: str
+    published_at: datetime
+    reading_minutes: int
+    comment_count: int
+    ai_labelled: bool
+    image_url: str
+    image_srcset: str
+    image_width: int | None
+    image_height: int | None
+    section_name: str | None
+    section_slug: str | None
+    source_name: str
+    source_slug: str
+
+
+_CARD_LOOKUPS = (*CardRow._fields[:-4], "section__name", "section__slug", "source__name", "source__slug")
+
+
+def listed_card_rows(
+    *,
+    section_id: int | None = None,
+    tag_id: int | None = None,
+    region_ids: Collection[int] = (),
+    source_id: int | None = None,
+    after: tuple[datetime, int] | None = None,
+    before: tuple[datetime, int] | None = None,
+    limit: int,
+) -> list[CardRow]:
+    """Cards of the stories the list shows (as `published().one_per_coverage_group()` finds them) with
+    these filters: newest first, after the (publication time, id) cursor `after`; or, from `before`,
+    the oldest first of those newer than it.
+
+    Every page of the list runs this, so it is one query written out: built, compiled and read through
+    the ORM, it cost the page three times what the database spends answering it."""
+    sql, params = [_LISTED_SQL["select"]], [connection.ops.adapt_datetimefield_value(timezone.now())]
+    for name, value in (("section_id", section_id), ("tag_id", tag_id), ("source_id", source_id)):
+        if value is not None:
+            sql.append(_LISTED_SQL[name])
+            params.append(value)
+    if region_ids:
+        sql.append(f" AND s.region_id IN ({', '.join(['%s'] * len(region_ids))})")
+        params += region_ids
+    if after or before:
+        published_at, pk = after or before
+        sql.append(" AND (s.published_at, s.id) < (%s, %s)" if after else " AND (s.published_at, s.id) > (%s, %s)")
+        params += [connection.ops.adapt_datetimefield_value(published_at), pk]
+    order = "ASC" if before and not after else "DESC"
+    sql.append(f" ORDER BY s.published_at {order}, s.id {order} LIMIT %s")
+    with connection.cursor() as cursor:
+        cursor.execute("".join(sql), [*params, limit])
+        rows = cursor.fetchall()
+    if connection.vendor == "sqlite":  # it hands back naive UTC times
+        rows = [(*row[:4], timezone.make_aware(row[4], UTC), *row[5:]) for row in rows]
+    return [CardRow._make(row) for row in rows]
+
+
+# What a story page shows of a story and of what it is filed under, and what the page's parts read of it
+# (its status, comments mode and counts): not the bookkeeping of the importer, the labeller and search,
+# whose search vector alone can outweigh the page, nor a source's import health.
+_PAGE_FIELDS = (
+    *("title", "slug", "dek", "body_html", "original_url", "author", "published_at", "updated_at", "language"),
+    *("reading_minutes", "view_count", "comment_count", "ai_generated", "ai_labelled", "status", "comments_mode"),
+    *("image_url", "image_srcset", "image_width", "image_height", "image_alt"),
+    *("image_credit", "image_credit_url", "image_provider", "image_provider_url"),
+    *("source__name", "source__slug", "source__homepage_url", "section__name", "section__slug"),
+    *("region__name", "region__slug", "region__parent__name", "region__parent__slug", "duplicate_of"),
+)
+
+# A search ranks this many of its newest matches: ranking reads every candidate's vector, and a common
+# word matches most of a large site's stories.
+SEARCH_CANDIDATES = 1_000
+
+# Stories the list may show, as far as an index can tell: published (the time is checked per row) and not
+# another source's story on news already listed.
+LISTED = Q(status="published", duplicate_of__isnull=True)
 
 
 class StoryQuerySet(models.QuerySet):
     def published(self) -> "StoryQuerySet":
         return self.filter(status=Story.Status.PUBLISHED, published_at__lte=timezone.now())
 
+    def card_rows(self) -> list[CardRow]:
+        """These stories' cards' values, in one query of only the columns a card shows."""
+        return [CardRow._make(row) for row in self.values_list(*_CARD_LOOKUPS)]
+
     def for_cards(self) -> "StoryQuerySet":
-        """Everything a story card or page shows, fetched up front in a fixed number of queries."""
+        """Everything a story card shows, as model instances (the Following page, a page's personal parts),
+        fetched up front in a fixed number of queries; the story list reads `listed_card_rows` instead."""
         return self.select_related("source", "section", "region__parent").prefetch_related(
             models.Prefetch("tags", queryset=Tag.objects.order_by("name"))
         )
@@ -289,27 +402,38 @@ class StoryQuerySet(models.QuerySet):
         """Leave out stories that another source's story already covers."""
         return self.filter(duplicate_of__isnull=True)
 
-    def with_coverage(self) -> "StoryQuerySet":
-        """Fetch, with the story, the other sources' stories on the same news."""
-        return self.select_related("duplicate_of__source").prefetch_related(
-            models.Prefetch(
-                "also_covered_by",
-                queryset=Story.objects.published().select_related("source").order_by("published_at"),
-                to_attr="published_coverage",
-            )
+    def for_page(self) -> "StoryQuerySet":
+        """Stories as their page shows them: only the columns it reads, what they are filed under (tags
+        apart), and whether other sources' stories cover the same news (`has_coverage`)."""
+        covered = Story.objects.published().filter(duplicate_of=models.OuterRef("pk"))
+        return (
+            self.select_related("source", "section", "region__parent")
+            .only(*_PAGE_FIELDS)
+            .annotate(has_coverage=models.Exists(covered))
         )
 
-    def in_section(self, slug: str) -> "StoryQuerySet":
-        return self.filter(section__slug=slug)
+    def as_links(self) -> "StoryQuerySet":
+        """Stories as a link to them shows them: title, source and whether it may be shown."""
+        return self.select_related("source").only("slug", "title", "status", "published_at", "source__name")
 
-    def tagged(self, slug: str) -> "StoryQuerySet":
-        return self.filter(tags__slug=slug)
+    def covering(self, story: "Story") -> "StoryQuerySet":
+        """The published stories of other sources on the same news as `story`, oldest first."""
+        return self.published().filter(duplicate_of=story).as_links().order_by("published_at")
 
-    def in_region(self, slug: str) -> "StoryQuerySet":
-        return self.filter(Q(region__slug=slug) | Q(region__parent__slug=slug))
+    # The filters take ids, not slugs: with the value in the query, the planner can tell a rare section or
+    # source (read its own index) from a common one (read the list's newest rows until a page is full).
+    def in_section(self, section_id: int) -> "StoryQuerySet":
+        return self.filter(section_id=section_id)
 
-    def from_source(self, slug: str) -> "StoryQuerySet":
-        return self.filter(source__slug=slug)
+    def tagged(self, tag_id: int) -> "StoryQuerySet":
+        return self.filter(tags=tag_id)
+
+    def in_regions(self, region_ids: Collection[int]) -> "StoryQuerySet":
+        """Stories in any of these regions: a continent's list names the continent and its countries."""
+        return self.filter(region_id__in=region_ids)
+
+    def from_source(self, source_id: int) -> "StoryQuerySet":
+        return self.filter(source_id=source_id)
 
     def in_pipeline(self) -> "StoryQuerySet":
         return self.exclude(pipeline_state=Story.PipelineState.ILLUSTRATED)
@@ -329,16 +453,18 @@ class StoryQuerySet(models.QuerySet):
         return self.update(search_vector=_STORY_SEARCH_VECTOR)
 
     def search(self, query: str) -> "StoryQuerySet":
-        """Stories matching `query`, best first: full-text search on PostgreSQL, substring elsewhere."""
+        """Stories matching `query`, best first among the SEARCH_CANDIDATES newest matches: full-text search
+        on PostgreSQL, substring elsewhere."""
         query = query.strip()
         if not query:
             return self
         if connection.vendor == "postgresql":
             search_query = SearchQuery(query, search_type="websearch", config="english")
+            newest = self.filter(search_vector=search_query).order_by("-published_at", "-pk").values("pk")
             return (
-                self.filter(search_vector=search_query)
+                self.filter(pk__in=newest[:SEARCH_CANDIDATES])
                 .annotate(rank=SearchRank(F("search_vector"), search_query))
-                .order_by("-rank", "-published_at")
+                .order_by("-rank", "-published_at", "-pk")
             )
         words = query.split()
         matches = Q()
@@ -457,6 +583,12 @@ class Story(models.Model):
         verbose_name_plural = "stories"
         indexes = [
             models.Index(fields=["status", "-published_at"], name="story_status_published_idx"),
+            # The story list, newest first, unfiltered and by each filter but search: only the stories it
+            # may show are in these, so a page is the first rows of one index whatever the table's size.
+            models.Index(fields=["-published_at", "-id"], condition=LISTED, name="story_listed_idx"),
+            models.Index(fields=["section", "-published_at", "-id"], condition=LISTED, name="story_listed_section_idx"),
+            models.Index(fields=["source", "-published_at", "-id"], condition=LISTED, name="story_listed_source_idx"),
+            models.Index(fields=["region", "-published_at", "-id"], condition=LISTED, name="story_listed_region_idx"),
             # The sweep's scan: only stories still in the pipeline are in this index.
             models.Index(
                 fields=["pipeline_due_at"], condition=~Q(pipeline_state="illustrated"), name="story_pipeline_due_idx"
@@ -479,7 +611,7 @@ class Story(models.Model):
         Story.objects.filter(pk=self.pk).refresh_search_vectors()
 
     def get_absolute_url(self) -> str:
-        return reverse("stories:detail", kwargs={"slug": self.slug})
+        return _story_path().format(self.slug)
 
     def clean_text(self) -> None:
         """Cut the body to STORY_BODY_MAX_CHARS, sanitise it and derive its plain text and reading time (also
@@ -508,6 +640,20 @@ class Story(models.Model):
     def comments_open(self) -> bool:
         return self.comments_mode != self.CommentsMode.CLOSED
 
+
+# The list's query (`listed_card_rows`): its columns in CardRow's order, and its filters.
+_LISTED_SQL = {
+    "select": (
+        "SELECT s.id, s.slug, s.title, s.dek, s.published_at, s.reading_minutes, s.comment_count, s.ai_labelled,"
+        " s.image_url, s.image_srcset, s.image_width, s.image_height, sec.name, sec.slug, src.name, src.slug"
+        " FROM stories_story s JOIN stories_source src ON src.id = s.source_id"
+        " LEFT JOIN stories_section sec ON sec.id = s.section_id"
+        " WHERE s.status = 'published' AND s.published_at <= %s AND s.duplicate_of_id IS NULL"
+    ),
+    "section_id": " AND s.section_id = %s",
+    "source_id": " AND s.source_id = %s",
+    "tag_id": " AND s.id IN (SELECT story_id FROM stories_story_tags WHERE tag_id = %s)",
+}
 
 _STORY_SEARCH_VECTOR = (
     SearchVector("title", weight="A", config="english")

@@ -1,10 +1,13 @@
-"""Whole rendered pages kept for visitors (signed-out readers), answered before most of the middleware.
+"""Whole rendered pages, kept once for every reader: answered to visitors before most of the middleware,
+and to signed-in readers with their personal parts filled in (newsreader/personal.py).
 
 A view opts in with the `visitor_page` decorator. `VisitorPageCacheMiddleware` stores its pages on
 their way out, with the headers the middleware below it added, and answers the next
 visitor's request for the same URL from the cache without running the session, authentication,
 CSRF or view code again. A visitor is a request without a session cookie: with no session nobody is
 signed in, and such a request cannot carry anything a page depends on besides its URL.
+`ReaderPageCacheMiddleware` gives signed-in readers the same entries: such a page is always rendered
+as a visitor's, and what is theirs on it is filled in per request, never stored.
 
 A page is stored with the generations of what it shows, read before it was rendered: every page
 depends on the site (sections, tags, regions, sources); the lists depend on the stories they could
@@ -16,27 +19,35 @@ lag by up to LIST_PAGE_CACHE_SECONDS, and views on a story page, by up to VISITO
 The generations and the page come back in one cache round trip once a process has seen the page.
 """
 
+import copy
 import functools
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 
-from newsreader import metrics
+from newsreader import metrics, personal
 from newsreader.cache import UNREACHABLE
 
 from . import viewcounts
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .models import Story
 
 logger = logging.getLogger(__name__)
@@ -186,6 +197,15 @@ def _respond(page: CachedPage) -> HttpResponse:
     return response
 
 
+def changes_at(response: HttpResponse, moment: "datetime | None") -> HttpResponse:
+    """Say that the page will change by itself at `moment` (its comments closing, say), so that no copy of
+    it is kept past then. A moment already past changes nothing: the page was rendered after it."""
+    if moment is not None:
+        earliest = getattr(response, "page_changes_at", None)
+        response.page_changes_at = min(moment, earliest) if earliest is not None else moment
+    return response
+
+
 def _storable(request: HttpRequest, response: HttpResponse) -> bool:
     user = getattr(request, "user", None)
     return (
@@ -226,7 +246,7 @@ class _Lookup:
         return "hit" if self.hit else "miss" if self.generations is not None else "unavailable"
 
 
-def _fetch(key: str, *, expected_scopes: tuple[str, ...], request: HttpRequest) -> _Lookup:
+def _fetch(key: str, *, expected_scopes: tuple[str, ...], reader: Callable[[], str]) -> _Lookup:
     """The generations a page depends on and the page stored under `key` in one round trip, with the
     view counted in it when the page is known to show a story."""
     known = _known_pages.get(key)
@@ -246,7 +266,7 @@ def _fetch(key: str, *, expected_scopes: tuple[str, ...], request: HttpRequest) 
             pipeline.mget([*generation_keys, key])
             # Counted even when the page turns out stale: the request that renders it anew then finds
             # this reader already counted today.
-            viewcounts.queue_view(pipeline, story_id=story_id, reader=viewcounts.visitor_key(request))
+            viewcounts.queue_view(pipeline, story_id=story_id, reader=reader())
             (*values, stored), _ = pipeline.execute()
     except redis.RedisError as error:
         _log_unless_unreachable("The page cache is unavailable.", error)
@@ -266,15 +286,12 @@ def _remember(key: str, scopes: tuple[str, ...], story_id: int | None) -> None:
     _known_pages[key] = _Known(scopes, story_id)
 
 
-def _count_view(key: str, page: CachedPage, request: HttpRequest) -> None:
-    viewcounts.record_view(story_id=page.story_id, reader=viewcounts.visitor_key(request))
+def _count_view(key: str, page: CachedPage, reader: Callable[[], str]) -> None:
+    viewcounts.record_view(story_id=page.story_id, reader=reader())
     _remember(key, tuple(page.generations), page.story_id)
 
 
-def _keep(key: str, page: CachedPage) -> None:
-    seconds = settings.VISITOR_PAGE_CACHE_SECONDS
-    if LISTS in page.generations:
-        seconds = min(seconds, settings.LIST_PAGE_CACHE_SECONDS)
+def _keep(key: str, page: CachedPage, *, seconds: int) -> None:
     client = viewcounts.redis_client()
     if client is None:
         cache.set(key, page, seconds)
@@ -308,24 +325,121 @@ class VisitorPageCacheMiddleware:
         if expected_scopes is None:
             return self.get_response(request)
         key = _page_key(request)
-        found = _fetch(key, expected_scopes=expected_scopes, request=request)
+        # Who is reading matters only on a page that shows a story, where it counts a view.
+        reader = functools.partial(viewcounts.visitor_key, request)
+        found = _fetch(key, expected_scopes=expected_scopes, reader=reader)
         metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
-                _count_view(key, found.page, request)
+                _count_view(key, found.page, reader)
             return _respond(found.page)
 
         response = self.get_response(request)
-        if found.generations is None or not _storable(request, response):
-            return response
-        scopes = getattr(response, "page_scopes", DEFAULT_SCOPES)
-        story_id = getattr(response, "story_id", None)
-        if not set(scopes) <= found.generations.keys():
-            # Generations read after rendering could already include a change the page missed: keep the
-            # page next time, when this lookup reads them first.
-            _remember(key, scopes, story_id)
-            return response
-        headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
-        generations = {scope: found.generations[scope] for scope in scopes}
-        _keep(key, CachedPage(generations, response.content, headers, story_id))
+        if found.generations is not None and _storable(request, response):
+            _store(key, response, found.generations)
         return response
+
+
+class ReaderPageCacheMiddleware:
+    """Gives signed-in readers the pages visitors get, from the same cache entries, with their personal
+    parts filled in (newsreader/personal.py).
+
+    It sits below authentication and messages. A signed-in reader's read of a `visitor_page` view is
+    answered from the cached page when it is current; otherwise the view runs for a copy of the request
+    that has no user, session, cookies or messages, exactly as for a visitor, and its page is kept for
+    everyone. Then each personal part is made for this reader. The view never sees the reader, so
+    nothing of theirs can enter the shared page; their parts exist only in the answer to them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        expected_scopes = _reader_read_scopes(request)
+        if expected_scopes is None:
+            return self.get_response(request)
+        reader = functools.cache(functools.partial(viewcounts.reader_key, request))
+        key = _page_key(request)
+        found = _Lookup(None, None)
+        if settings.VISITOR_PAGE_CACHE_SECONDS > 0:
+            found = _fetch(key, expected_scopes=expected_scopes, reader=reader)
+            metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
+        if found.hit:
+            if found.page.story_id is not None and not found.view_counted:
+                _count_view(key, found.page, reader)
+            return _personalised(_respond(found.page), request)
+
+        visitor = _as_visitor(request, reader=reader())
+        response = self.get_response(visitor)
+        if response.status_code == 404:
+            # What visitors may not see may still be this reader's: their own comment awaiting moderation.
+            return self.get_response(request)
+        if visitor.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+            # The page used a CSRF token outside its personal parts: it cannot be shared, and the token it
+            # holds is not this reader's. Render it for them instead.
+            logger.warning("A visitor_page view used a CSRF token outside a personal part: %s", request.path)
+            return self.get_response(request)
+        if found.generations is not None and _storable(visitor, response):
+            # The session middleware, above this one, would have said so for a visitor's copy.
+            patch_vary_headers(response, ("Cookie",))
+            _store(key, response, found.generations)
+        return _personalised(response, request)
+
+
+def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> None:
+    """Keep a visitor's page with the generations read before it was rendered."""
+    scopes = getattr(response, "page_scopes", DEFAULT_SCOPES)
+    story_id = getattr(response, "story_id", None)
+    if not set(scopes) <= generations.keys():
+        # Generations read after rendering could already include a change the page missed: keep the
+        # page next time, when this lookup reads them first.
+        _remember(key, scopes, story_id)
+        return
+    seconds = settings.VISITOR_PAGE_CACHE_SECONDS
+    if LISTS in scopes:
+        seconds = min(seconds, settings.LIST_PAGE_CACHE_SECONDS)
+    changes = getattr(response, "page_changes_at", None)
+    if changes is not None and changes > timezone.now():
+        seconds = min(seconds, math.ceil((changes - timezone.now()).total_seconds()))
+    headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
+    kept = {scope: generations[scope] for scope in scopes}
+    _keep(key, CachedPage(kept, response.content, headers, story_id), seconds=seconds)
+
+
+def _reader_read_scopes(request: HttpRequest) -> tuple[str, ...] | None:
+    """For a signed-in reader's read of a `visitor_page` view, what the page is expected to depend on."""
+    if request.method not in ("GET", "HEAD") or not request.user.is_authenticated:
+        return None
+    return _expected_scopes(request.path_info)
+
+
+def _as_visitor(request: HttpRequest, *, reader: str) -> HttpRequest:
+    """A copy of a signed-in reader's request as a visitor would send it: same URL and headers, no cookies."""
+    visitor = copy.copy(request)
+    visitor.META = {name: value for name, value in request.META.items() if name not in _READER_META}
+    visitor.COOKIES = {}
+    visitor.user = AnonymousUser()
+    visitor.auser = _anonymous_user
+    visitor.session = import_module(settings.SESSION_ENGINE).SessionStore()
+    # The reader's view of a story counts as theirs, once a day, however the page was made.
+    visitor.reader_pseudonym = reader
+    for private in ("_messages", "_personal_fill"):
+        visitor.__dict__.pop(private, None)
+    return visitor
+
+
+_READER_META = frozenset({"HTTP_COOKIE", "CSRF_COOKIE", "CSRF_COOKIE_NEEDS_UPDATE"})
+
+
+async def _anonymous_user() -> AnonymousUser:
+    return AnonymousUser()
+
+
+def _personalised(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    """The shared page with this reader's personal parts in it."""
+    if response.streaming or not response.get("Content-Type", "").startswith("text/html"):
+        return response
+    charset = response.charset
+    response.content = personal.fill(response.content.decode(charset), request).encode(charset)
+    response["Content-Length"] = str(len(response.content))
+    return response

@@ -49,6 +49,10 @@ def redis_client() -> redis.Redis | None:
 
 def reader_key(request: HttpRequest) -> str:
     """Who is reading, as a daily pseudonym: no address is stored in clear."""
+    pseudonym = getattr(request, "reader_pseudonym", None)
+    if pseudonym:
+        # A signed-in reader's page rendered for them as a visitor's (stories.pagecache): still theirs.
+        return pseudonym
     if request.user.is_authenticated:
         return _daily_pseudonym(f"user:{request.user.pk}")
     return visitor_key(request)

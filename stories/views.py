@@ -3,32 +3,40 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from . import extensions, pagecache, reports, viewcounts
-from .models import Section, Story
-from .selectors import StoryFilters, filter_labels, story_page_metadata
+from . import extensions, pagecache, rendering, reports, viewcounts
+from .models import Story, section_menu_rows
+from .selectors import (
+    StoryFilters,
+    active_filters,
+    numbered_page_url,
+    story_for_page,
+    story_list_page,
+    story_page_metadata,
+)
 
 
 @pagecache.visitor_page
 @require_safe
 def story_list(request: HttpRequest) -> HttpResponse:
     filters = StoryFilters.from_query(request.GET)
-    stories = filters.apply(Story.objects.published().one_per_coverage_group()).for_cards()
-    page = Paginator(stories, settings.STORIES_PER_PAGE).get_page(request.GET.get("page"))
+    chosen = active_filters(filters)
+    if filters.page and not filters.q:
+        return redirect(numbered_page_url(filters, chosen, per_page=settings.STORIES_PER_PAGE))
+    page = story_list_page(filters, chosen, per_page=settings.STORIES_PER_PAGE)
     return render(
         request,
         "stories/story_list.html",
         {
             "page": page,
-            "stories": page.object_list,
+            "stories": page.stories,
+            "cards": rendering.joined_cards(page.stories, query=filters.querystring()),
             "filters": filters,
-            "active_filters": filter_labels(filters),
-            "sections": Section.objects.all(),
-            "page_query": filters.querystring(),
+            "active_filters": chosen,
+            "section_menu": rendering.section_menu(section_menu_rows(), current=filters.section),
         },
     )
 
@@ -36,7 +44,7 @@ def story_list(request: HttpRequest) -> HttpResponse:
 @pagecache.visitor_page(story_slug="slug")
 @require_safe
 def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    story = Story.objects.published().for_cards().with_coverage().filter(slug=slug).first()
+    story = story_for_page(slug)
     if story is None:
         raise Http404("No such story.")
     viewcounts.record_view(story_id=story.pk, reader=viewcounts.reader_key(request))
@@ -46,11 +54,10 @@ def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "back_query": filters.querystring(include_page=True),
         "meta": story_page_metadata(request, story),
     }
-    if request.user.is_authenticated:
-        context["label_report"] = reports.report_form_context(story=story, reader=request.user)
     for _receiver, part in extensions.story_page_context.send(sender=Story, request=request, story=story):
         context.update(part)
     response = render(request, "stories/story_detail.html", context)
+    pagecache.changes_at(response, context.get("comments_close_at"))
     return pagecache.shows_story(response, story, beside=(story.duplicate_of, *story.published_coverage))
 
 

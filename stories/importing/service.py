@@ -4,6 +4,7 @@ import hashlib
 import logging
 import random
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from django.utils.text import slugify
 from stories import leases, pagecache
 from stories.models import HostSlot, ImageCandidate, ImportRun, Source, Story, StoryRevision, Tag
 
-from . import dedupe, extract, fetch, parse, schedule
+from . import dedupe, extract, fetch, parse, rows, schedule
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ STORY_UPDATED_FIELDS = (
 )
 # Rows written by one INSERT or UPDATE: a feed's worth of stories in a statement or two.
 STORIES_PER_STATEMENT = 500
+# New stories are written in smaller batches, each while the next is prepared; a usual feed is one batch.
+NEW_STORIES_PER_STATEMENT = 200
+# Only the last batch of a long feed is waited for, so it is halved down to about this size.
+LAST_NEW_STORIES_PER_STATEMENT = 25
 
 
 class TransientImportError(Exception):
@@ -322,33 +327,40 @@ def store_entries(*, source: Source, entries: Iterable["parse.ParsedEntry"]) -> 
 
 
 def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", dict, str]]) -> list[int]:
-    """Insert new stories with a few statements whatever their number: one insert (per
-    STORIES_PER_STATEMENT), one search vector update, one query and insert each for their tags."""
+    """Insert new stories with a few statements whatever their number: their tags' rows first, then per
+    batch (_batches) one insert of stories, search vectors and tag links, then their pictures."""
     if not fresh:
         return []
     status = Story.Status.PUBLISHED if source.publish_mode == Source.PublishMode.IMMEDIATELY else Story.Status.DRAFT
     slugs = _new_slugs(source, [(key, fields["title"]) for key, _, fields, _ in fresh])
+    tag_ids_by_key = _tag_hints({key: entry.categories for key, entry, _, _ in fresh})
     stories = []
-    for key, entry, fields, entry_hash in fresh:
-        story = Story(
-            source=source,
-            entry_key=key,
-            entry_hash=entry_hash,
-            section=source.default_section,
-            region=source.region_hint,
-            published_at=entry.published or timezone.now(),
-            status=status,
-            slug=slugs[key],
-            **fields,
-            **Story.pipeline_fields_after(Story.PipelineState.IMPORTED),
-        )
-        story.clean_text()
-        story.similarity_signature = dedupe.story_signature(f"{story.title} {story.dek} {story.body_text}")
-        stories.append(story)
-    Story.objects.bulk_create(stories, batch_size=STORIES_PER_STATEMENT)
+    # Each batch is written while the next is sanitised and signed.
+    with rows.StoryInserts() as inserts:
+        for start, stop in _batches(len(fresh)):
+            batch = []
+            pipeline_fields = Story.pipeline_fields_after(Story.PipelineState.IMPORTED)
+            for key, entry, fields, entry_hash in fresh[start:stop]:
+                story = Story(
+                    source_id=source.pk,
+                    entry_key=key,
+                    entry_hash=entry_hash,
+                    section_id=source.default_section_id,
+                    region_id=source.region_hint_id,
+                    published_at=entry.published or timezone.now(),
+                    status=status,
+                    slug=slugs[key],
+                    **fields,
+                    **pipeline_fields,
+                )
+                story.clean_text()
+                batch.append(story)
+            texts = (f"{story.title} {story.dek} {story.body_text}" for story in batch)
+            for story, signature in zip(batch, dedupe.story_signatures(texts), strict=True):
+                story.similarity_signature = signature
+            inserts.add(batch, tag_ids={story.entry_key: tag_ids_by_key.get(story.entry_key, ()) for story in batch})
+            stories += batch
     ids = {story.entry_key: story.pk for story in stories}
-    Story.objects.filter(pk__in=ids.values()).refresh_search_vectors()
-    _attach_tag_hints({ids[key]: entry.categories for key, entry, _, _ in fresh})
     # The feed's pictures become candidates for the image step; pages never link to them.
     ImageCandidate.objects.remember_source_images(
         source=source, images_by_story={ids[key]: entry.images for key, entry, _, _ in fresh}
@@ -356,6 +368,24 @@ def _create_stories(source: Source, fresh: list[tuple[str, "parse.ParsedEntry", 
     # bulk_create sends no post_save: the lists are invalidated here, as the signal would have.
     transaction.on_commit(pagecache.stories_changed)
     return [ids[key] for key, *_ in fresh]
+
+
+def _batches(count: int) -> list[tuple[int, int]]:
+    """Start and stop of each batch of `count` new stories: NEW_STORIES_PER_STATEMENT each, and in a feed of
+    more, the last of them halved again and again down to LAST_NEW_STORIES_PER_STATEMENT, since the database
+    writes each batch while the next is prepared and only the last one is waited for."""
+    batches, start = [], 0
+    while count - start > NEW_STORIES_PER_STATEMENT:
+        batches.append((start, start + NEW_STORIES_PER_STATEMENT))
+        start += NEW_STORIES_PER_STATEMENT
+    size = count - start
+    while batches and size > LAST_NEW_STORIES_PER_STATEMENT:
+        size = (size + 1) // 2
+        batches.append((start, start + size))
+        start += size
+        size = count - start
+    batches.append((start, count))
+    return batches
 
 
 def _new_slugs(source: Source, titles: list[tuple[str, str]]) -> dict[str, str]:
@@ -410,32 +440,31 @@ def _update_stories(changed: list[tuple[Story, dict, str]]) -> list[int]:
     return ids
 
 
-def _attach_tag_hints(categories_by_story: dict[int, Iterable[str]]) -> None:
-    """Keep the feed's own categories as tags until the labeller decides."""
-    names_by_story = {}
-    for story_id, categories in categories_by_story.items():
-        names = {slugify(name)[:100]: name.strip()[:100] for name in list(categories)[:6] if slugify(name)}
+def _tag_hints(categories_by_key: dict[str, Iterable[str]]) -> dict[str, list[int]]:
+    """The ids of the tags that keep the feed's own categories of each entry until the labeller decides,
+    creating the tags that do not exist yet."""
+    slugs: dict[str, str] = {}  # a feed repeats its few categories on every entry: each is slugified once
+    names_by_key = {}
+    for key, categories in categories_by_key.items():
+        names = {}
+        for name in list(categories)[:6]:
+            if name not in slugs:
+                slugs[name] = slugify(name)[:100]
+            if slug := slugs[name]:
+                names[slug] = name.strip()[:100]
         if names:
-            names_by_story[story_id] = names
-    if not names_by_story:
-        return
-    all_names = {slug: name for names in names_by_story.values() for slug, name in names.items()}
+            names_by_key[key] = names
+    if not names_by_key:
+        return {}
+    all_names = {slug: name for names in names_by_key.values() for slug, name in names.items()}
     Tag.objects.bulk_create([Tag(slug=slug, name=name) for slug, name in all_names.items()], ignore_conflicts=True)
     tag_ids = dict(Tag.objects.filter(slug__in=all_names).values_list("slug", "pk"))
-    Through = Story.tags.through
-    Through.objects.bulk_create(
-        [
-            Through(story_id=story_id, tag_id=tag_ids[slug])
-            for story_id, names in names_by_story.items()
-            for slug in names
-            if slug in tag_ids
-        ],
-        ignore_conflicts=True,
-    )
+    return {key: [tag_ids[slug] for slug in names if slug in tag_ids] for key, names in names_by_key.items()}
 
 
 def group_near_duplicates(*, story_ids: list[int]) -> int:
-    """Point each new story at an earlier near-duplicate from another source, if there is one."""
+    """Point each new story at an earlier near-duplicate from another source, if there is one: the most
+    similar, the earliest of equally similar ones."""
     if not story_ids:
         return 0
     since = timezone.now() - NEAR_DUPLICATE_WINDOW
@@ -445,22 +474,33 @@ def group_near_duplicates(*, story_ids: list[int]) -> int:
         .values_list("pk", "source_id", "similarity_signature")
     )
     new_stories = list(Story.objects.filter(pk__in=story_ids).values_list("pk", "source_id", "similarity_signature"))
-    index = dedupe.SimilarityIndex([(pk, bytes(signature)) for pk, _, signature in candidates])
+    earlier = dedupe.SimilarityIndex([(pk, bytes(signature)) for pk, _, signature in candidates])
     source_of = {pk: source_id for pk, source_id, _ in candidates}
+    # The new stories that matched nothing, by source. A feed's own stories are never compared with each other
+    # (an import's are all of one source, often alike), so each source's are indexed only once a story of
+    # another source asks.
+    unmatched: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    unmatched_indexes: dict[int, dedupe.SimilarityIndex] = defaultdict(dedupe.SimilarityIndex)
     grouped = 0
     for pk, source_id, signature in new_stories:
         if signature is None:
             continue
-        match = next(
-            (other for other in index.similar(bytes(signature)) if source_of.get(other) not in (None, source_id)),
-            None,
-        )
-        if match is not None:
+        signature = bytes(signature)
+        found = [earlier.most_similar(signature, where=lambda other, own=source_id: source_of[other] != own)]
+        for other_source, waiting in unmatched.items():
+            if other_source != source_id:
+                index = unmatched_indexes[other_source]
+                for other, other_signature in waiting:
+                    index.add(other, other_signature)
+                waiting.clear()
+                found.append(index.most_similar(signature))
+        found = [match for match in found if match is not None]
+        if found:
+            _, match = min(found, key=lambda match: (-match[0], match[1]))
             Story.objects.filter(pk=pk).update(duplicate_of=match)
             grouped += 1
         else:
-            index.add(pk, bytes(signature))
-            source_of[pk] = source_id
+            unmatched[source_id].append((pk, signature))
     return grouped
 
 

@@ -5,14 +5,17 @@ Real threads, each with its own database connection, against the real database.
 
 import threading
 import uuid
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
+from comments import services
 from comments.models import Comment
 from stories.models import Story
+from tests.comments.utils import at_once
 from tests.conftest import require
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
@@ -22,28 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def on_postgresql(rules):
     require(connection.vendor == "postgresql", "concurrency is tested on PostgreSQL (set DATABASE_URL)")
-
-
-def at_once(jobs: list[Callable[[], object]]) -> list[object]:
-    """Run the jobs in threads released together; return what each returned (or raised)."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[object] = [None] * len(jobs)
-
-    def run(index: int, job: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = job()
-        except Exception as error:  # handed back to the test, which asserts on it
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n, job)) for n, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def signed_in_client(user) -> Client:
@@ -121,3 +102,37 @@ def test_the_same_text_sent_twice_at_once_with_fresh_forms_is_posted_once(rules)
 
     assert sorted(statuses) == [302] + [409] * 4
     assert Comment.objects.count() == 1
+
+
+def test_a_post_in_progress_does_not_hold_up_its_readers_account():
+    """Posting locks the reader's commenter row, not their account row: a sign-in (which writes
+    last_login) goes ahead while one of their posts is still in its transaction."""
+    story = StoryFactory()
+    user = UserFactory()
+    locked, release = threading.Event(), threading.Event()
+
+    def pause_after_the_lock(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "FOR UPDATE" in sql:
+            locked.set()
+            release.wait(timeout=30)
+        return result
+
+    def post() -> object:
+        with connection.execute_wrapper(pause_after_the_lock):
+            return services.comment_create(story=story, author=user, body="Still in its transaction")
+
+    posting = threading.Thread(target=lambda: at_once([post]))
+    posting.start()
+    try:
+        assert locked.wait(timeout=30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            updated = get_user_model().objects.filter(pk=user.pk).update(last_login=timezone.now())
+    finally:
+        release.set()
+        posting.join(timeout=60)
+
+    assert updated == 1
+    assert Comment.objects.get().body_source == "Still in its transaction"

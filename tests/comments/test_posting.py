@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from comments import services
+from comments import moderation, services
 from comments.models import Comment, Report
 from stories.models import Story
 from tests.comments.utils import htmx
@@ -381,3 +381,71 @@ def test_suspended_reader_is_refused_everywhere_with_a_message(signed_in, story,
     for response in responses:
         assert response.status_code == 403
         assert "suspended from commenting until" in response.content.decode()
+
+
+# --- What a post costs -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def established_reader(signed_in, story, author, rules):
+    """A reader past the new-commenter rule, posting with every rule a post passes through in use."""
+    from tests.comments.utils import seed_default_rules
+
+    seed_default_rules()
+    CommentFactory(story=story, author=author, created_at=timezone.now() - timedelta(days=1))
+    moderation.active_rules()  # cached, as between posts
+    return signed_in
+
+
+# The reader (the session comes from the cache), the story or the parent with its story, the savepoint the
+# post's transaction is in a test, the reader's locked standing with their email and published comments,
+# every rate and repeat window at once, the comment, the thread's count (replies), the story's count, which
+# comes back for the answer, the log entry, and the savepoint's release.
+TOP_LEVEL_POST_QUERIES = 9
+REPLY_QUERIES = 10
+
+
+def test_an_htmx_post_takes_a_fixed_number_of_queries(established_reader, story, django_assert_num_queries):
+    with django_assert_num_queries(TOP_LEVEL_POST_QUERIES):
+        response = post_comment(established_reader, story, "Counted queries", **htmx())
+
+    assert response.status_code == 200
+    assert notice_line(response) == "Your comment is published."
+    assert "Comments (2)" in response.content.decode()
+
+
+def test_an_htmx_reply_takes_one_query_more(established_reader, story, django_assert_num_queries):
+    parent = CommentFactory(story=story)
+    data = {"body": "Counted reply", "idempotency_key": str(uuid.uuid4())}
+
+    with django_assert_num_queries(REPLY_QUERIES):
+        response = established_reader.post(f"/comments/c/{parent.pk}/reply/", data, **htmx())
+
+    assert response.status_code == 200
+    assert "Comments (3)" in response.content.decode()
+    assert Comment.objects.get(body_source="Counted reply").root == parent
+
+
+def test_the_answer_shows_the_count_the_stored_comments_make(established_reader, story):
+    CommentFactory.create_batch(3, story=story)
+    Story.objects.filter(pk=story.pk).update(comment_count=4)
+
+    html = post_comment(established_reader, story, "Fifth", **htmx()).content.decode()
+
+    story.refresh_from_db()
+    assert story.comment_count == Comment.objects.filter(story=story, status=Status.VISIBLE).count() == 5
+    assert '<span id="comments-heading" hx-swap-oob="innerHTML">Comments (5)</span>' in html
+
+
+def test_a_refused_reply_shows_the_form_under_the_whole_parent(established_reader, story, rules):
+    rules("banned_words", words="darn")
+    parent = CommentFactory(story=story, body_html="<p>The parent's words</p>")
+
+    response = established_reader.post(
+        f"/comments/c/{parent.pk}/reply/", {"body": "darn", "idempotency_key": str(uuid.uuid4())}
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "<p>The parent's words</p>" in html
+    assert f"Your reply to {parent.author.username}" in html

@@ -7,7 +7,14 @@ import pytest
 from django.utils import timezone
 
 from comments import services
-from comments.errors import AlreadyReported, CommentRejected, InvalidComment, ModerationError, NotAllowed
+from comments.errors import (
+    AlreadyReported,
+    CommentRejected,
+    InvalidComment,
+    ModerationError,
+    NotAllowed,
+    RateLimited,
+)
 from comments.models import Comment, ModerationLog, Report
 from stories.models import Story
 from tests.factories import CommentFactory, UserFactory
@@ -108,6 +115,65 @@ def test_replayed_rejection_is_rejected_again(rules, story, author):
     with pytest.raises(CommentRejected):
         post(story, author, "darn", idempotency_key=key)
     assert Comment.objects.count() == 1
+
+
+def test_a_form_sent_again_within_the_repeat_window_gets_its_comment_back(rules, story, author):
+    rules("duplicate", window_seconds=600)
+    key = uuid.uuid4()
+    first = post(story, author, "Said once", idempotency_key=key)
+
+    again = post(story, author, "Said once", idempotency_key=key)
+
+    assert again == first
+    assert not ModerationLog.objects.filter(action=Action.REFUSED).exists()
+    assert_counts_match_what_readers_see(story)
+
+
+def test_a_form_sent_again_past_the_rate_limit_gets_its_comment_back(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=60)
+    key = uuid.uuid4()
+    first = post(story, author, "Quick one", idempotency_key=key)
+
+    again = post(story, author, "Quick one", idempotency_key=key)
+
+    assert again == first
+    assert Comment.objects.count() == 1
+    assert not ModerationLog.objects.filter(action=Action.REFUSED).exists()
+
+
+def test_a_new_form_past_the_rate_limit_is_still_refused_and_logged(rules, story, author):
+    rules("rate_limit", limit=1, window_seconds=60)
+    post(story, author, "Quick one")
+
+    with pytest.raises(RateLimited):
+        post(story, author, "And another")
+
+    assert ModerationLog.objects.filter(action=Action.REFUSED).count() == 1
+
+
+def test_new_commenter_rules_count_the_published_comments_the_highest_limit_asks_for(rules, story, author, moderator):
+    rules("new_account", limit=1)
+    rules("new_account", limit=2)
+    held = post(story, author, "First words")
+    services.comment_approve(comment=held, moderator=moderator)
+
+    second = post(story, author, "Second words")
+    services.comment_approve(comment=second, moderator=moderator)
+    third = post(story, author, "Third words")
+
+    assert second.status == Status.PENDING
+    assert "first 2 comments" in second.moderation_note
+    assert "first comment" not in second.moderation_note
+    assert third.status == Status.VISIBLE
+
+
+def test_posting_leaves_the_story_at_the_count_it_made(story, author):
+    Story.objects.filter(pk=story.pk).update(comment_count=41)
+
+    post(story, author, "The forty-second")
+
+    assert story.comment_count == 42
+    assert Story.objects.get(pk=story.pk).comment_count == 42
 
 
 def test_no_ip_address_is_stored_in_clear(story, author):

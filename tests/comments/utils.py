@@ -1,9 +1,13 @@
-"""What several comment tests share: the moderators' permissions, the default rules, htmx headers."""
+"""What several comment tests share: the moderators' permissions, the default rules, htmx headers, and
+requests released at once."""
 
 import importlib
+import threading
+from collections.abc import Callable
 
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import connection
 
 _SEED = importlib.import_module("comments.migrations.0002_default_rules_and_moderators")
 _STORIES_GROUP = importlib.import_module("stories.migrations.0003_moderators_group")
@@ -22,3 +26,26 @@ def seed_default_rules() -> None:
 
 def htmx(**headers) -> dict:
     return {"HTTP_HX_REQUEST": "true", **headers}
+
+
+def at_once(jobs: list[Callable[[], object]]) -> list[object]:
+    """Run the jobs in threads released together, each with its own connection; return what each returned
+    (or raised)."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[object] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = job()
+        except Exception as error:  # handed back to the test, which asserts on it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n, job)) for n, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results

@@ -78,8 +78,9 @@ def test_saved_page_query_count_is_flat(client, reader, django_assert_num_querie
         services.save_story(reader=reader, story=story)
     client.force_login(reader)
 
-    # the reader, the count for the pages, one page of saved stories with their stories
-    with django_assert_num_queries(3):
+    # the reader, the count for the pages, one page of saved stories with their stories, and the header's
+    # count of new replies to the reader's comments
+    with django_assert_num_queries(4):
         response = client.get("/saved/")
     assert response.status_code == 200
 

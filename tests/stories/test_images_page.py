@@ -114,22 +114,23 @@ def test_cards_use_srcset_and_lazy_load_below_the_first_row(client, pexels, medi
     assert {story.image_url for story in stories} <= set(image_urls(html))
 
 
-def test_story_page_with_a_picture_still_takes_four_queries(
+def test_story_page_with_a_picture_still_takes_three_queries(
     client, pexels, media, page_settings, django_assert_num_queries
 ):
     story = illustrated_story(pexels, 31)
     client.get(story.get_absolute_url())
 
-    # the story, its tags, other coverage and the first page of comments: the picture costs none
-    with django_assert_num_queries(4):
+    # the story, its tags and the first page of comments: the picture costs none
+    with django_assert_num_queries(3):
         response = client.get(story.get_absolute_url())
     assert "srcset=" in response.content.decode()
 
 
-def test_list_with_pictures_still_takes_four_queries(client, pexels, media, page_settings, django_assert_num_queries):
+def test_list_with_pictures_still_takes_two_queries(client, pexels, media, page_settings, django_assert_num_queries):
     for photo_id in range(41, 45):
         illustrated_story(pexels, photo_id)
 
-    with django_assert_num_queries(4):
+    # the cards' rows and the section menu
+    with django_assert_num_queries(2):
         response = client.get("/")
     assert response.content.decode().count("srcset=") == 4

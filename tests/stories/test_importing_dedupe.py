@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from datasketch import MinHash
 
+from stories.importing import dedupe
 from stories.importing.dedupe import (
     KeyStrategy,
     SimilarityIndex,
@@ -21,6 +23,7 @@ from stories.importing.dedupe import (
     normalise_url,
     signature_similarity,
     story_signature,
+    story_signatures,
 )
 from stories.models import Source
 from tests.conftest import shared_data
@@ -228,3 +231,49 @@ def test_similarity_index_finds_the_copy_from_another_source_and_nothing_else():
     assert len(index) == 60
     assert not index.add("broken", b"not a signature")
     assert not index.add(12, copy_of_12)
+
+
+def datasketch_signature(text: str) -> bytes | None:
+    """The signature as datasketch's MinHash computes it, shingle by shingle: what stored signatures hold."""
+    pieces = dedupe.shingles(text)
+    if not pieces:
+        return None
+    minhash = MinHash(num_perm=dedupe.NUM_PERM, seed=1, scheme="affine32")
+    minhash.update_batch(list(pieces))
+    return bytes([dedupe.SIGNATURE_FORMAT]) + minhash.hashvalues.astype("<u4").tobytes()
+
+
+def test_signatures_of_many_texts_at_once_are_the_ones_datasketch_computes():
+    rng = random.Random(11)
+    alphabet = "abc xyz ÉéßİıŁ日本語 ﬁ_-.,\n\t0123456789\u2019\u00a0"
+    texts = [*bbc_articles()[:150], "", "one", "two words", "   ", "three small words"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(500)]
+
+    assert story_signatures(texts) == [datasketch_signature(text) for text in texts]
+    assert story_signature(texts[0]) == datasketch_signature(texts[0])
+
+
+def test_shingles_of_ascii_text_are_the_words_the_unicode_pattern_finds():
+    rng = random.Random(5)
+    alphabet = [chr(code) for code in range(128)]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        words = [word.encode() for word in dedupe._WORD.findall(text.casefold())]
+        expected = (
+            {b" ".join(words[start : start + 3]) for start in range(len(words) - 2)}
+            if len(words) >= 3
+            else ({b" ".join(words)} if words else set())
+        )
+        assert dedupe.shingles(text) == expected, text
+
+
+def test_where_excludes_keys_before_they_are_compared():
+    rng = random.Random(3)
+    articles = bbc_articles()[:20]
+    index = SimilarityIndex((number, story_signature(text)) for number, text in enumerate(articles))
+    copy_of_4 = story_signature(edited_copy(articles[4], rng))
+
+    assert index.similar(copy_of_4, where=lambda key: key != 4) == []
+    score, key = index.most_similar(copy_of_4)
+    assert key == 4 and score >= 0.5
+    assert SimilarityIndex().most_similar(copy_of_4) is None

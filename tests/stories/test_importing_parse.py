@@ -3,6 +3,7 @@ and XML that cannot make the parser expand entities, read a file or reach the ne
 
 import contextlib
 import json
+import random
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,86 @@ def test_relative_links_inside_description_are_made_absolute():
     assert 'href="https://news.example.org/maps/port"' in summary
     assert 'href="https://news.example.org/b"' in summary
     assert 'src="https://news.example.org/feeds/pics/1.jpg"' in summary
+
+
+def test_json_feed_links_are_made_absolute_however_their_attributes_are_written():
+    item = {
+        "id": "1",
+        "url": "https://news.example.org/a/story",
+        "content_html": '<p><a HREF = "/maps">map</a> <a href=b>b</a> <img\nsrc=\'c.jpg\'> <a xhref="/no">x</a></p>',
+    }
+    document = {"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": [item]}
+
+    html = parse_feed(content=json.dumps(document).encode(), url=FEED_URL, now=NOW).entries[0].content_html
+
+    assert 'href="https://news.example.org/maps"' in html
+    assert 'href="https://news.example.org/a/b"' in html
+    assert 'src="https://news.example.org/a/c.jpg"' in html
+    assert 'xhref="/no"' in html
+
+
+def test_relative_links_are_told_apart_from_absolute_ones_as_the_plain_pattern_does():
+    plain = re.compile(r"""\b(?:href|src|cite|poster)\s*=\s*["']?(?!["']|[a-z][a-z0-9+.\-]*:)""", re.I)
+    pieces = ["href", "HREF", "src", "cite", "poster", "xhref", "_src", "posterx", "=", " ", "\u00a0", "\n", '"', "'"]
+    pieces += ["http:", "https://a", "javascript:", "/x", "#", "a", "1", ":", "<a ", ">", "é"]
+    rng = random.Random(5)
+    fragments = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(50_000)]
+
+    found = [parse._has_relative_link(fragment) for fragment in fragments]
+
+    assert found == [bool(plain.search(fragment)) for fragment in fragments]
+    assert 100 < sum(found) < len(fragments) - 100
+
+
+def test_feeds_read_the_same_with_and_without_the_patches_that_make_feedparser_faster(monkeypatch):
+    files = sorted(path for path in shared_data("feeds").rglob("*") if path.is_file())
+    assert len(files) > 2000
+
+    def read_all() -> list:
+        read = []
+        for path in files:
+            for url in (FEED_URL, "http://example.com/a/b/feed.xml?edition=1&lang=en"):
+                try:
+                    read.append(parse_feed(content=path.read_bytes(), url=url, now=NOW))
+                except FeedParseError as error:
+                    read.append(str(error))
+        return read
+
+    patched = read_all()
+    for name in feedparser_patches.SPEED_PATCHES:
+        monkeypatch.setattr(feedparser_patches.feedparser.mixin, name, feedparser_patches._originals[name])
+    monkeypatch.setattr(
+        feedparser_patches, "resolve_relative_uris", feedparser_patches._originals["resolve_relative_uris"]
+    )
+
+    assert read_all() == patched
+
+
+def test_links_in_simple_html_resolve_to_the_string_feedparser_gives_without_its_sgml_parser(monkeypatch):
+    payloads = shared_data("xss/payloadbox_xss-payload-list.txt").read_text(encoding="utf-8", errors="replace")
+    pieces = ["<p>", "</p>", "<a href='/quay'>", '<a HREF="tide?a=1&amp;b=2" title="Tide &amp; time">', "</a>"]
+    pieces += ["<img src='crane.png' alt=\"A crane\">", "<br>", "Berth ", "&amp;", "&nbsp;", "&#233;", "&#x2019;"]
+    pieces += ["&#128;", "&unknown;", "&", "<", ">", '"', "'", "<P CLASS='note'>", "</P >", "< p>", "<a href=bare>"]
+    pieces += ["<a  href = 'spaced' >", "<q cite='/c'>", '<blockquote cite="../d">', "\u00a0", "é", "\n", "<br/>"]
+    pieces += ['<a href="javascript:x">', "<a href=' /padded '>", "<video poster='p.jpg' src=\"v.mp4\">", "<!-- c -->"]
+    rng = random.Random(11)
+    fragments = [line for line in payloads.splitlines() if line.strip()]
+    fragments += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 10))) for _ in range(20_000)]
+    original = feedparser_patches._originals["resolve_relative_uris"]
+    slow_calls = []
+    monkeypatch.setitem(
+        feedparser_patches._originals, "resolve_relative_uris", lambda *args: slow_calls.append(args) or original(*args)
+    )
+
+    for number, fragment in enumerate(fragments):
+        base = ("https://news.example.org/a/b/?q=1&x=2", FEED_URL, "")[number % 3]
+        html_type = ("text/html", "application/xhtml+xml")[number % 2]
+        assert feedparser_patches.resolve_relative_uris(fragment, base, "utf-8", html_type) == original(
+            fragment, base, "utf-8", html_type
+        ), fragment
+
+    assert len(fragments) // 10 < len(fragments) - len(slow_calls)  # a good share took the fast way
+    assert len(slow_calls) > len(fragments) // 10  # and the rest the original
 
 
 def test_media_rss_images_keep_their_own_credit_and_caption_and_the_item_keeps_its_description():

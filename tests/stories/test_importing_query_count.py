@@ -35,7 +35,8 @@ def test_a_first_import_of_a_hundred_entries_takes_as_many_queries_as_one_of_ten
 
     counted = (queries_to_store(small, feed(10)), queries_to_store(large, feed(100)))
 
-    assert counted[0] == counted[1] <= 10
+    # Stories go in with their search vectors and tag links in one INSERT; tags and pictures in a few more.
+    assert counted[0] == counted[1] <= 7
     assert Story.objects.filter(source=large).count() == 100
 
 

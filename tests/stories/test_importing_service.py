@@ -254,6 +254,38 @@ def test_near_duplicates_from_other_sources_show_as_one_card_and_also_covered_by
     assert duplicate.get_absolute_url() in html
 
 
+def test_search_finds_an_imported_story_as_soon_as_the_import_is_done(http_server, feed_source):
+    serve(http_server, rss(item(1, title="Lighthouse keepers return", body="<p>The keepers sail at dawn.</p>")))
+
+    run_import(feed_source)
+
+    story = Story.objects.get(source=feed_source)
+    assert list(Story.objects.search("lighthouse keepers")) == [story]
+    assert list(Story.objects.search("sail dawn")) == [story]
+
+
+def test_a_feeds_own_look_alike_stories_are_not_grouped_with_each_other(http_server, feed_source):
+    template = "<p>Tide table for berth {n}: high water at six, low water at noon, as every day at the quay.</p>"
+    serve(http_server, rss(*(item(n, title=f"Tide table {n}", body=template.format(n=n)) for n in range(1, 6))))
+
+    run_import(feed_source)
+
+    assert Story.objects.filter(source=feed_source).count() == 5
+    assert not Story.objects.filter(duplicate_of__isnull=False).exists()
+
+
+def test_a_copy_is_grouped_with_the_earliest_of_equally_similar_stories_from_other_sources(http_server, feed_source):
+    text = "The harbour authority opened a new ferry terminal on the north quay with electric charging for ships"
+    signature = service.dedupe.story_signature(f"Ferry terminal opens  {text}")
+    earlier, later = (StoryFactory(title="Ferry terminal opens", body_html=f"<p>{text}</p>") for _ in range(2))
+    Story.objects.filter(pk__in=[earlier.pk, later.pk]).update(similarity_signature=signature)
+    serve(http_server, rss(item(1, title="Ferry terminal opens", body=f"<p>{text}</p>")))
+
+    run_import(feed_source)
+
+    assert Story.objects.get(source=feed_source).duplicate_of == earlier
+
+
 def test_full_text_replaces_a_short_feed_summary(http_server, feed_source):
     article = "".join(
         f"<p>Sentence {n} of the full article about the new harbour terminal and its ferries.</p>" for n in range(30)

@@ -1,11 +1,14 @@
 """The story list: newest first, cards, filters, search, pagination, empty states, fixed queries."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from stories.models import Story
+from tests.conftest import require
 from tests.factories import RegionFactory, SectionFactory, SourceFactory, StoryFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
@@ -130,17 +133,67 @@ def test_empty_site_explains_how_to_get_stories(client):
     assert "load_demo" in html
 
 
-def test_pagination_keeps_filters(client, settings):
+def older_link(response) -> str:
+    return re.search(r'<a rel="next" href="([^"]*)">Older →</a>', response.content.decode())[1].replace("&amp;", "&")
+
+
+def newer_link(response) -> str:
+    return re.search(r'<a rel="prev" href="([^"]*)">← Newer</a>', response.content.decode())[1].replace("&amp;", "&")
+
+
+def test_older_and_newer_links_walk_the_whole_list_keeping_filters(client, settings):
     settings.STORIES_PER_PAGE = 2
     sport = SectionFactory(slug="sport")
-    StoryFactory.create_batch(5, section=sport)
+    now = timezone.now()
+    # Two stories published at the same moment: the cursor tells them apart by id.
+    stories = [StoryFactory(section=sport, published_at=now - timedelta(hours=hours)) for hours in (1, 2, 2, 3, 4)]
+    StoryFactory(section=SectionFactory(slug="arts"))
+    newest_first = sorted(stories, key=lambda story: (story.published_at, story.pk), reverse=True)
 
     first = client.get("/", {"section": "sport"})
-    third = client.get("/", {"section": "sport", "page": 3})
+    second = client.get(older_link(first))
+    third = client.get(older_link(second))
 
-    assert len(first.context["stories"]) == 2
-    assert 'href="?section=sport&amp;page=2"' in first.content.decode()
-    assert len(third.context["stories"]) == 1
+    assert [titles(page) for page in (first, second, third)] == [
+        [story.title for story in newest_first[0:2]],
+        [story.title for story in newest_first[2:4]],
+        [story.title for story in newest_first[4:]],
+    ]
+    assert older_link(first).startswith("/?section=sport&after=")
+    assert "Older →" not in third.content.decode()
+    assert "← Newer" not in first.content.decode()
+    assert titles(client.get(newer_link(third))) == titles(second)
+    assert titles(client.get(newer_link(second))) == titles(first)
+
+
+def test_an_old_numbered_page_link_redirects_to_the_same_stories(client, settings):
+    settings.STORIES_PER_PAGE = 2
+    settings.VISITOR_PAGE_CACHE_SECONDS = 0
+    sport = SectionFactory(slug="sport")
+    now = timezone.now()
+    for hours in range(5):
+        StoryFactory(section=sport, published_at=now - timedelta(hours=hours))
+
+    third = client.get("/", {"section": "sport", "page": 3}, follow=True)
+    beyond = client.get("/", {"section": "sport", "page": 9})
+
+    assert third.redirect_chain[0][1] == 302
+    assert titles(third) == titles(client.get(older_link(client.get(older_link(client.get("/?section=sport"))))))
+    assert beyond["Location"] == "/?section=sport"
+
+
+def test_search_results_are_paged_by_number(client, settings):
+    settings.STORIES_PER_PAGE = 2
+    for number in range(3):
+        StoryFactory(title=f"Ferry timetable number {number}")
+
+    first = client.get("/", {"q": "ferry"})
+    second = client.get(older_link(first))
+
+    assert older_link(first) == "/?q=ferry&page=2"
+    assert len(titles(first)) == 2 and len(titles(second)) == 1
+    assert set(titles(first)).isdisjoint(titles(second))
+    assert newer_link(second) == "/?q=ferry"
 
 
 def test_story_links_carry_the_filters_back_to_the_list(client):
@@ -159,16 +212,53 @@ def test_list_query_count_does_not_grow_with_stories(client, django_assert_num_q
     for _ in range(count):
         StoryFactory(tags=tags, region=RegionFactory(parent=RegionFactory()))
 
-    # count, stories, their tags, the section menu
-    with django_assert_num_queries(4):
-        response = client.get("/")
-    assert response.status_code == 200
+    # the cards' rows, the section menu: with no card kept yet, and with every card kept
+    for _ in range(2):
+        with django_assert_num_queries(2) as queries:
+            response = client.get("/")
+        assert response.status_code == 200
+        assert len(titles(response)) == min(count, 25)
+        assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
 
 
 def test_filtered_list_query_count_is_fixed(client, django_assert_num_queries):
     sport = SectionFactory(slug="sport")
     StoryFactory.create_batch(5, section=sport)
 
-    # count, stories, tags, section menu, the section's name for its chip
-    with django_assert_num_queries(5):
+    # the cards' rows, the section menu, the section's name for its chip
+    with django_assert_num_queries(3):
         client.get("/", {"section": "sport"})
+
+
+def test_a_filter_naming_nothing_shows_no_stories_without_querying_for_them(client, django_assert_num_queries):
+    StoryFactory(section=SectionFactory(slug="sport"))
+
+    # the section looked up for its chip, the section menu
+    with django_assert_num_queries(2):
+        html = client.get("/", {"section": "no-such-section"}).content.decode()
+
+    assert "No stories match." in html
+    assert "Section: no-such-section" in html
+
+
+def test_section_menu_marks_the_section_shown(client):
+    SectionFactory(name="Sport", slug="sport")
+    SectionFactory(name="Science", slug="science")
+
+    everything = client.get("/").content.decode()
+    sport = client.get("/", {"section": "sport"}).content.decode()
+
+    assert '<a href="/" aria-current="page">All stories</a>' in everything
+    assert 'href="/?section=sport" aria-current="page">Sport</a>' in sport
+    assert 'href="/?section=science">Science</a>' in sport
+    assert 'aria-current="page">All stories' not in sport
+
+
+def test_search_ranks_only_its_newest_matches(client, monkeypatch):
+    require(connection.vendor == "postgresql", "ranked search needs PostgreSQL (set DATABASE_URL)")
+    monkeypatch.setattr("stories.models.SEARCH_CANDIDATES", 2)
+    now = timezone.now()
+    StoryFactory(title="Ferry ferry ferry timetable", published_at=now - timedelta(days=3))
+    newer = [StoryFactory(title=f"Ferry note {n}", published_at=now - timedelta(hours=n)) for n in (1, 2)]
+
+    assert sorted(titles(client.get("/", {"q": "ferry"}))) == sorted(story.title for story in newer)

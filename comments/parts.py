@@ -1,0 +1,114 @@
+"""The comment section's personal parts (newsreader/personal.py): what differs between readers of one thread.
+
+The thread itself (who wrote what, the counts, the sort links) is the same for everyone and is kept in
+the shared page. These parts fill in, per reader: "Log in to comment." or nothing, the comment form
+or the notice saying why they may not post, their link to their own comments, and their comments
+still awaiting moderation, which nobody else sees.
+"""
+
+from collections import defaultdict
+from urllib.parse import quote
+
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+
+from newsreader.personal import Fill, part
+from stories.parts import story_for_parts
+
+from . import moderation, rendering, selectors
+from .forms import CommentForm
+
+
+def viewer_for_parts(fill: Fill, story_id: str | int) -> selectors.Viewer | None:
+    """This request's reader as a commenter on the story, looked up once per request (None: no such story)."""
+    story = story_for_parts(fill, story_id)
+    if story is None:
+        return None
+    return fill.once(("viewer", story.pk), lambda: selectors.viewer_for(fill.request, story, moderation.active_rules()))
+
+
+@part("comment_login")
+def comment_login(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """ "Log in to comment." for a visitor, leading back to the comments."""
+    if fill.request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    prompts = []
+    for arguments in occurrences:
+        next_url = quote(reverse("stories:detail", kwargs={"slug": arguments["slug"]}) + "#comments", safe="/")
+        login = reverse("account_login")
+        prompts.append(
+            format_html('<p class="comment-login"><a href="{}?next={}">Log in to comment.</a></p>', login, next_url)
+        )
+    return prompts
+
+
+@part("comment_mine")
+def comment_mine(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """A signed-in reader's link to their own comments, beside the sort links."""
+    if not fill.request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    link = format_html('<p class="comment-mine"><a href="{}">Your comments</a></p>', reverse("comments:activity"))
+    return [link for _ in occurrences]
+
+
+@part("comment_form")
+def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """The form for a reader who may post, or the notice saying why they may not; nothing for a visitor."""
+    if not fill.request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    forms = []
+    for arguments in occurrences:
+        viewer = viewer_for_parts(fill, arguments["story"])
+        if viewer is None:
+            forms.append("")
+            continue
+        context = {
+            "story": story_for_parts(fill, arguments["story"]),
+            "viewer": viewer,
+            "form": CommentForm() if viewer.can_post else None,
+        }
+        forms.append(render_to_string("comments/_top_form.html", context, fill.request))
+    return forms
+
+
+@part("pending_comments")
+def pending_comments(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """The reader's own comments on the story that await moderation: shown to them alone, above the thread."""
+    if not fill.request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    sections = []
+    for arguments in occurrences:
+        viewer = viewer_for_parts(fill, arguments["story"])
+        pending = selectors.pending_rows(story_id=int(arguments["story"]), viewer=viewer) if viewer else []
+        if not pending:
+            sections.append("")
+            continue
+        sections.append(
+            format_html(
+                '<section class="comment-pending" aria-label="Your comments awaiting moderation">'
+                '<ol class="comment-list">{}</ol></section>',
+                rendering.rows(pending),
+            )
+        )
+    return sections
+
+
+@part("comment_actions")
+def comment_actions(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """Reply, edit, delete, report, recommend and pick, as this reader may, under each comment on the page:
+    all of a page's comments at once."""
+    if not fill.request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    by_story: dict[str, list[int]] = defaultdict(list)
+    for arguments in occurrences:
+        by_story[arguments["story"]].append(int(arguments["comment"]))
+    shown: dict[int, str] = {}
+    for story_id, comment_ids in by_story.items():
+        viewer = viewer_for_parts(fill, story_id)
+        if viewer is None:
+            continue
+        for row in selectors.action_rows(comment_ids=comment_ids, viewer=viewer):
+            if row.has_actions:
+                shown[row.comment.pk] = rendering.actions(row)
+    return [shown.get(int(arguments["comment"]), "") for arguments in occurrences]

@@ -1,0 +1,44 @@
+"""Follow and save buttons, on the story page and the list's filter bar (personal parts: newsreader/personal.py)."""
+
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from newsreader.personal import Fill, part
+from stories.parts import story_for_parts
+from stories.selectors import StoryFilters, filter_labels
+
+from . import selectors
+
+
+@part("story_follow")
+def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """The story's topics to follow and "Save for later" for a signed-in reader; a prompt to log in for a visitor."""
+    request = fill.request
+    panels = []
+    for arguments in occurrences:
+        slug = arguments["slug"]
+        context = {"story_url": reverse("stories:detail", kwargs={"slug": slug}), "slug": slug}
+        if request.user.is_authenticated:
+            story = story_for_parts(fill, arguments["story"], with_tags=True)
+            if story is None:
+                panels.append("")
+                continue
+            targets, saved = selectors.story_targets(reader=request.user, story=story)
+            context["follow_panel"] = {"targets": targets, "saved": saved}
+        panels.append(render_to_string("follows/_story_actions.html", context, request))
+    return panels
+
+
+@part("filter_follow")
+def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """Follow buttons for the list's active filters (from the page's own URL), or a prompt to log in."""
+    request = fill.request
+    filters = StoryFilters.from_query(request.GET)
+    if not any((filters.section, filters.tag, filters.region, filters.source)):
+        return ["" for _ in occurrences]
+    context = {"filters": filters}
+    if request.user.is_authenticated:
+        labels = {chip["kind"]: chip["label"] for chip in filter_labels(filters)}
+        context["follow_targets"] = selectors.filter_targets(reader=request.user, filters=filters, labels=labels)
+    html = render_to_string("follows/_filter_follow.html", context, request)
+    return [html for _ in occurrences]

@@ -1,0 +1,21 @@
+"""The personal parts of every page (newsreader/personal.py): the header's account links and flash messages."""
+
+from django.contrib.messages import get_messages
+from django.template.loader import render_to_string
+
+from .personal import Fill, part
+
+
+@part("account_nav")
+def account_nav(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """ "Log in" and "Sign up" for a visitor; the reader's public name and links when signed in."""
+    html = render_to_string("_account_nav.html", request=fill.request)
+    return [html for _ in occurrences]
+
+
+@part("messages")
+def messages(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """The reader's flash messages ("Your comment is published."), shown once."""
+    shown = list(get_messages(fill.request))
+    html = render_to_string("_messages.html", {"messages": shown}) if shown else ""
+    return [html] + [""] * (len(occurrences) - 1)

@@ -1,0 +1,61 @@
+"""The story page's personal parts (newsreader/personal.py), and the story every part of a page can share."""
+
+from django.db.models import Prefetch, prefetch_related_objects
+from django.template.loader import render_to_string
+
+from newsreader.personal import Fill, part
+
+from . import reports
+from .models import Story, Tag
+
+# What the parts show of a story and decide with (its comment policy): not its text, which they never show.
+_PART_FIELDS = (
+    "slug",
+    "title",
+    "published_at",
+    "comments_mode",
+    "status",
+    "section__name",
+    "section__slug",
+    "region__name",
+    "region__slug",
+    "region__parent__name",
+    "source__name",
+    "source__slug",
+)
+
+
+def story_for_parts(fill: Fill, story_id: str | int, *, with_tags: bool = False) -> Story | None:
+    """The published story a part is about, with its section, region and source, looked up once per
+    request; `with_tags` fetches its tags too (once)."""
+    pk = int(story_id)
+    story = fill.once(
+        ("story", pk),
+        lambda: (
+            Story.objects.published()
+            .select_related("source", "section", "region__parent")
+            .only(*_PART_FIELDS)
+            .filter(pk=pk)
+            .first()
+        ),
+    )
+    if story is not None and with_tags:
+        prefetch_related_objects([story], Prefetch("tags", queryset=Tag.objects.order_by("name")))
+    return story
+
+
+@part("label_report")
+def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
+    """ "Is a label wrong?" and its form, for a signed-in reader; nothing for a visitor."""
+    request = fill.request
+    if not request.user.is_authenticated:
+        return ["" for _ in occurrences]
+    forms = []
+    for arguments in occurrences:
+        story = story_for_parts(fill, arguments["story"], with_tags=True)
+        if story is None:
+            forms.append("")
+            continue
+        context = {"story": story, "label_report": reports.report_form_context(story=story, reader=request.user)}
+        forms.append(render_to_string("stories/_label_report.html", context, request))
+    return forms

@@ -1,0 +1,151 @@
+"""One cached page for every reader: signed-in readers get the visitors' cached pages, each with their own
+personal parts (name, forms, held comments, messages) filled in, and nothing of theirs is ever kept."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from comments.models import Comment
+from stories import pagecache
+from tests.factories import CommentFactory, StoryFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def page_cache_on(settings):
+    settings.VISITOR_PAGE_CACHE_SECONDS = 60
+
+
+def signed_in(user) -> Client:
+    client = Client(HTTP_USER_AGENT="test browser")
+    client.force_login(user)
+    return client
+
+
+def cached_pages(redis_client) -> list[bytes]:
+    keys = [key for key in redis_client.keys("newsreader:pages:*") if b":generation:" not in key]
+    return [redis_client.get(key) for key in keys]
+
+
+def csrf_token_in(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_two_readers_share_one_cached_story_page_and_each_sees_only_their_own_parts(redis_client):
+    story = StoryFactory()
+    ana = UserFactory(username="ana_reads", email="ana@example.org")
+    ben = UserFactory(username="ben_reads", email="ben@example.org")
+    ana_client, ben_client = signed_in(ana), signed_in(ben)
+
+    first = ana_client.get(story.get_absolute_url())
+    second = ben_client.get(story.get_absolute_url())
+
+    assert "X-Page-Cache" not in first
+    assert second["X-Page-Cache"] == "hit"
+    assert len(cached_pages(redis_client)) == 1
+    ana_page, ben_page = first.content.decode(), second.content.decode()
+    assert "<bdi>ana_reads</bdi>" in ana_page and "ben_reads" not in ana_page
+    assert "<bdi>ben_reads</bdi>" in ben_page and "ana_reads" not in ben_page
+    for page in (ana_page, ben_page):
+        assert "Log in to comment." not in page
+        assert "Post comment" in page and "Log out" in page and "Is a label wrong?" in page
+        assert "Save for later" in page
+        assert "<!--nr:p" not in page
+    assert csrf_token_in(ana_page) != csrf_token_in(ben_page)
+    assert first["Cache-Control"] == second["Cache-Control"] == "private, no-store"
+
+
+def test_the_shared_entry_holds_nothing_of_the_reader_who_caused_it(redis_client):
+    story = StoryFactory()
+    reader = UserFactory(username="cara_reads", email="cara@example.org")
+    page = signed_in(reader).get(story.get_absolute_url()).content.decode()
+
+    (stored,) = cached_pages(redis_client)
+    assert b"cara" not in stored
+    assert csrf_token_in(page).encode() not in stored
+    assert b"csrfmiddlewaretoken" not in stored
+    assert b"Log in to comment." in stored  # the visitor's version, between its markers
+
+    visitor = Client().get(story.get_absolute_url())
+    assert visitor["X-Page-Cache"] == "hit"
+    assert "Cookie" in visitor["Vary"]
+    assert b"Log in to comment." in visitor.content and b"cara" not in visitor.content
+
+
+def test_the_story_list_is_shared_too():
+    StoryFactory(title="Ferries return to the bay")
+    Client().get("/")
+
+    page = signed_in(UserFactory(username="dev_reads")).get("/")
+
+    assert page["X-Page-Cache"] == "hit"
+    assert b"Ferries return to the bay" in page.content
+    assert b"<bdi>dev_reads</bdi>" in page.content and b"Sign up" not in page.content
+
+
+def test_a_readers_comment_awaiting_moderation_shows_to_them_alone_on_the_shared_page():
+    story = StoryFactory()
+    author, other = UserFactory(), UserFactory()
+    held = "Held for a moderator to read"
+    CommentFactory(story=story, author=author, body_source=held, status=Comment.Status.PENDING)
+    Client().get(story.get_absolute_url())
+
+    theirs = signed_in(author).get(story.get_absolute_url())
+    others = signed_in(other).get(story.get_absolute_url())
+
+    assert theirs["X-Page-Cache"] == others["X-Page-Cache"] == "hit"
+    assert b"Held for a moderator to read" in theirs.content
+    assert b"awaiting moderation" in theirs.content
+    assert b"Held for a moderator to read" not in others.content
+
+
+def test_a_flash_message_reaches_the_reader_on_a_cached_page():
+    story = StoryFactory()
+    reader = UserFactory(is_staff=True)  # never held for moderation: the comment is published at once
+    client = signed_in(reader)
+    posted = client.post(
+        reverse("comments:post", kwargs={"slug": story.slug}),
+        {"body": "A first thought on this", "idempotency_key": "11111111-1111-4111-8111-111111111111"},
+    )
+    assert posted.status_code == 302
+
+    page = client.get(posted["Location"])
+    again = client.get(posted["Location"])
+    client.get(posted["Location"])  # a comment's page is kept from its second rendering in a process
+    again = client.get(posted["Location"])
+
+    assert b'class="message message-success"' in page.content
+    assert b'class="message message-success"' not in again.content
+    assert b"A first thought on this" in again.content
+    assert again["X-Page-Cache"] == "hit"
+
+
+def test_without_the_cache_signed_in_readers_get_the_same_page_and_parts(settings):
+    settings.VISITOR_PAGE_CACHE_SECONDS = 0
+    story = StoryFactory()
+
+    page = signed_in(UserFactory(username="eve_reads")).get(story.get_absolute_url())
+
+    assert "X-Page-Cache" not in page
+    assert b"<bdi>eve_reads</bdi>" in page.content and b"Post comment" in page.content
+    assert b"<!--nr:p" not in page.content
+
+
+def test_a_readers_views_are_counted_once_whether_the_page_was_cached_or_not(redis_client):
+    story = StoryFactory()
+    client = signed_in(UserFactory())
+    client.get(story.get_absolute_url())
+    client.get(story.get_absolute_url())
+    Client().get(story.get_absolute_url())
+
+    from stories import viewcounts
+
+    assert viewcounts.flush_pending_views() == 2  # the reader once, the visitor once
+
+
+def test_shared_pages_are_the_ones_marked_for_visitors():
+    assert pagecache._expected_scopes("/accounts/email/") is None
+    assert pagecache._expected_scopes("/") == pagecache.DEFAULT_SCOPES
