@@ -2,8 +2,8 @@
 
 For `--seconds` (default 60) on gunicorn with production settings, PostgreSQL and Redis, a real
 Celery worker and a local feed server:
-  - 16 connections read pages: 70 % as visitors, 30 % as signed-in readers, over the list's first
-    pages and 50 stories;
+  - 16 connections read pages: 70 % as visitors, 30 % as signed-in readers, over the front page, two
+    sections' lists and 50 stories;
   - a signed-in reader posts a comment every half second, to one of those stories;
   - every 30 s, 20 new stories arrive in a feed and the worker imports, labels and illustrates them.
 Prints throughput and p50/p99 for each kind of request, the visitor page cache's hit rate, the posts
@@ -48,7 +48,8 @@ POST_EVERY_SECONDS = 0.5
 IMPORT_EVERY_SECONDS = 30
 STORIES_PER_IMPORT = 20
 CACHED_PAGE_SECONDS = 300
-LIST_PATHS = ("/", "/?page=2", "/?page=3")
+# The front page and two sections' lists (the list pages by a cursor, so their later pages have no fixed URL).
+LIST_PATHS = ("/", "/?section=world", "/?section=technology")
 _WORDS = ("harbour", "council", "tram", "budget", "ferry", "school", "vote", "river", "bridge", "market", "storm")
 
 

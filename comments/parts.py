@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
-from newsreader.personal import Fill, part
+from newsreader.personal import FRESH_UUID, Fill, part
 from stories.parts import story_for_parts
 
 from . import moderation, rendering, selectors
@@ -28,7 +28,7 @@ def viewer_for_parts(fill: Fill, story_id: str | int) -> selectors.Viewer | None
     return fill.once(("viewer", story.pk), lambda: selectors.viewer_for(fill.request, story, moderation.active_rules()))
 
 
-@part("comment_login")
+@part("comment_login", kept=True)
 def comment_login(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Log in to comment." for a visitor, leading back to the comments."""
     if fill.request.user.is_authenticated:
@@ -43,7 +43,7 @@ def comment_login(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return prompts
 
 
-@part("comment_mine")
+@part("comment_mine", kept=True)
 def comment_mine(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """A signed-in reader's link to their own comments, beside the sort links."""
     if not fill.request.user.is_authenticated:
@@ -52,7 +52,7 @@ def comment_mine(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return [link for _ in occurrences]
 
 
-@part("comment_form")
+@part("comment_form", kept=True)
 def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """The form for a reader who may post, or the notice saying why they may not; nothing for a visitor."""
     if not fill.request.user.is_authenticated:
@@ -66,13 +66,14 @@ def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         context = {
             "story": story_for_parts(fill, arguments["story"]),
             "viewer": viewer,
-            "form": CommentForm() if viewer.can_post else None,
+            # Kept for the reader a while: each copy of the form gets a key of its own when it is sent out.
+            "form": CommentForm(initial={"idempotency_key": FRESH_UUID}) if viewer.can_post else None,
         }
         forms.append(render_to_string("comments/_top_form.html", context, fill.request))
     return forms
 
 
-@part("pending_comments")
+@part("pending_comments", kept=True)
 def pending_comments(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """The reader's own comments on the story that await moderation: shown to them alone, above the thread."""
     if not fill.request.user.is_authenticated:
@@ -94,7 +95,7 @@ def pending_comments(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]
     return sections
 
 
-@part("comment_actions")
+@part("comment_actions", kept=True)
 def comment_actions(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """Reply, edit, delete, report, recommend and pick, as this reader may, under each comment on the page:
     all of a page's comments at once."""

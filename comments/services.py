@@ -768,3 +768,4 @@ def commenter_mark_replies_seen(*, user, now: datetime | None = None) -> None:
     """The reader has opened "Your comments": the header counts only replies newer than now as new."""
     Commenter.objects.filter(user=user).update(replies_seen_at=now or timezone.now())
     cache.delete(selectors.unseen_replies_cache_key(user.pk))
+    pagecache.reader_did_something(user.pk)  # the header's count, kept with their parts, goes at once

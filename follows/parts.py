@@ -10,7 +10,7 @@ from stories.selectors import StoryFilters, filter_labels
 from . import selectors
 
 
-@part("story_follow")
+@part("story_follow", kept=True)
 def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """The story's topics to follow and "Save for later" for a signed-in reader; a prompt to log in for a visitor."""
     request = fill.request
@@ -29,7 +29,7 @@ def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return panels
 
 
-@part("filter_follow")
+@part("filter_follow", kept=True)
 def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """Follow buttons for the list's active filters (from the page's own URL), or a prompt to log in."""
     request = fill.request

@@ -16,12 +16,23 @@ visitor's version, so a part's markup lives in one place.
 
 A part's arguments are what its filler needs to know which story or comment it is about: numbers and
 slugs only, since they are written into the page.
+
+A part registered with `kept=True` is also kept per reader for KEPT_PART_SECONDS (`KeptParts`), under
+a key made of the reader's session and CSRF cookie, the generations of what the page shows and the
+reader's own generation, which every form they send bumps: a reader's next page after anything they
+do is made afresh, and the rest of the time their parts cost one cache read. What changes by itself
+(an edit window closing, a moderator's decision about them) may show up to KEPT_PART_SECONDS late;
+the services decide, so nothing is allowed that should not be. A kept part that must differ on every
+page (a form's one-time key) writes FRESH_UUID where the value goes, and gets a new one each time.
 """
 
+import hashlib
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -31,6 +42,11 @@ from django.utils.safestring import SafeString, mark_safe
 Filler = Callable[["Fill", list[dict[str, str]]], list[str]]
 
 _fillers: dict[str, Filler] = {}
+_kept: set[str] = set()
+KEPT_PART_SECONDS = 60
+KEPT_PART_PREFIX = "newsreader:parts:"
+# Written by a kept part where each copy needs a value of its own (a form's idempotency key).
+FRESH_UUID = "00000000-f7e5-4000-8000-000000000000"
 _NAME = re.compile(r"[a-z][a-z_]*\Z")
 _ARGUMENT_VALUE = re.compile(r"[\w.-]*\Z", re.ASCII)
 _MARKED = re.compile(r"<!--nr:p ([a-z_]+)((?: [a-z_]+=[\w.-]*)*)-->(.*?)<!--/nr:p-->", re.ASCII | re.DOTALL)
@@ -51,13 +67,15 @@ class Fill:
         return self._memo[key]
 
 
-def part(name: str) -> Callable[[Filler], Filler]:
-    """Register the filler of the parts called `name`."""
+def part(name: str, *, kept: bool = False) -> Callable[[Filler], Filler]:
+    """Register the filler of the parts called `name`; with `kept`, what it makes is kept per reader a while."""
     if not _NAME.match(name):
         raise ValueError(f"A personal part's name is lower-case letters and underscores, not {name!r}.")
 
     def register(filler: Filler) -> Filler:
         _fillers[name] = filler
+        if kept:
+            _kept.add(name)
         return filler
 
     return register
@@ -79,12 +97,13 @@ def render(request: HttpRequest, name: str, **arguments: Any) -> SafeString:
         if not (_NAME.match(key) and _ARGUMENT_VALUE.match(value)):
             raise ValueError(f"Personal part arguments are names and numbers or slugs, not {key}={value!r}.")
     (html,) = _fillers[name](fill_for(request), [values])
+    html = _freshened(str(conditional_escape(html)))
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         # Rendered for one reader (a page no cache shares): nothing to fill later.
-        return conditional_escape(html)
+        return mark_safe(html)  # noqa: S308 - escaped above
     marker = "".join(f" {key}={value}" for key, value in values.items())
-    return mark_safe(f"<!--nr:p {name}{marker}-->{conditional_escape(html)}{_END}")  # noqa: S308 - escaped above
+    return mark_safe(f"<!--nr:p {name}{marker}-->{html}{_END}")  # noqa: S308 - escaped above
 
 
 def marked(name: str, html: str = "", **arguments: Any) -> str:
@@ -93,16 +112,42 @@ def marked(name: str, html: str = "", **arguments: Any) -> str:
     return f"<!--nr:p {name}{marker}-->{html}{_END}"
 
 
-def fill(content: str, request: HttpRequest) -> str:
-    """The page with each personal part made for `request`'s reader, and the markers taken out."""
+class KeptParts:
+    """A reader's parts kept in the cache, under keys that change with `version`: the reader's session and
+    CSRF cookie, the generations of what the page shows, and the reader's own generation."""
+
+    def __init__(self, version: str) -> None:
+        self.version = hashlib.blake2b(version.encode(), digest_size=16).hexdigest()
+
+    def key(self, name: str, arguments: str) -> str:
+        return f"{KEPT_PART_PREFIX}{self.version}:{name}:{arguments.strip().replace(' ', '&')}"
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        return cache.get_many(keys)
+
+    def set_many(self, parts: dict[str, str]) -> None:
+        cache.set_many(parts, KEPT_PART_SECONDS)
+
+
+def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -> str:
+    """The page with each personal part made for `request`'s reader, and the markers taken out; parts
+    registered as kept are read from `kept` when it has them (one cache read), and left there when not."""
     if "<!--nr:p " not in content:
         return content
     found = list(_MARKED.finditer(content))
+    filled: list[str | None] = [None] * len(found)
+    keys: dict[int, str] = {}
+    if kept is not None:
+        keys = {i: kept.key(m.group(1), m.group(2)) for i, m in enumerate(found) if m.group(1) in _kept}
+        stored = kept.get_many(list(keys.values())) if keys else {}
+        for index, key in keys.items():
+            filled[index] = stored.get(key)
     by_name: dict[str, list[int]] = {}
     for index, match in enumerate(found):
-        by_name.setdefault(match.group(1), []).append(index)
-    filled: list[str] = [""] * len(found)
+        if filled[index] is None:
+            by_name.setdefault(match.group(1), []).append(index)
     context = fill_for(request)
+    made: dict[str, str] = {}
     for name, indexes in by_name.items():
         filler = _fillers.get(name)
         if filler is None:
@@ -113,13 +158,24 @@ def fill(content: str, request: HttpRequest) -> str:
         arguments = [_arguments(found[index].group(2)) for index in indexes]
         for index, html in zip(indexes, filler(context, arguments), strict=True):
             filled[index] = str(conditional_escape(html))
+            if index in keys:
+                made[keys[index]] = filled[index]
+    if made:
+        kept.set_many(made)
     pieces, last = [], 0
     for match, html in zip(found, filled, strict=True):
         pieces.append(content[last : match.start()])
-        pieces.append(html)
+        pieces.append(_freshened(html))
         last = match.end()
     pieces.append(content[last:])
     return "".join(pieces)
+
+
+def _freshened(html: str) -> str:
+    """Each FRESH_UUID a part wrote, replaced by a value of its own."""
+    if FRESH_UUID not in html:
+        return html
+    return re.sub(FRESH_UUID, lambda _: str(uuid.uuid4()), html)
 
 
 def _arguments(text: str) -> dict[str, str]:

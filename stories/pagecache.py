@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
@@ -62,6 +63,11 @@ _UNCACHED_HEADERS = frozenset({"content-length", "date", "set-cookie", "x-page-c
 
 def story_scope(slug: str) -> str:
     return f"story:{slug}"
+
+
+def reader_scope(user_id: int) -> str:
+    """What one signed-in reader did: bumped by every form they send, so their kept parts are made anew."""
+    return f"reader:{user_id}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,11 @@ def bump_generation() -> None:
 def stories_changed(*slugs: str) -> None:
     """Invalidate the lists and the pages of these stories: a story was added, changed or removed."""
     _bump([LISTS, *(story_scope(slug) for slug in slugs if slug)])
+
+
+def reader_did_something(user_id: int) -> None:
+    """Make this reader's kept personal parts anew (newsreader/personal.py): they sent a form."""
+    _bump([reader_scope(user_id)])
 
 
 def story_discussion_changed(slug: str) -> None:
@@ -246,11 +257,13 @@ class _Lookup:
         return "hit" if self.hit else "miss" if self.generations is not None else "unavailable"
 
 
-def _fetch(key: str, *, expected_scopes: tuple[str, ...], reader: Callable[[], str]) -> _Lookup:
-    """The generations a page depends on and the page stored under `key` in one round trip, with the
-    view counted in it when the page is known to show a story."""
+def _fetch(
+    key: str, *, expected_scopes: tuple[str, ...], reader: Callable[[], str], also: tuple[str, ...] = ()
+) -> _Lookup:
+    """The generations a page depends on (and those of the scopes `also` names) and the page stored under
+    `key` in one round trip, with the view counted in it when the page is known to show a story."""
     known = _known_pages.get(key)
-    scopes = known.scopes if known else expected_scopes
+    scopes = (*(known.scopes if known else expected_scopes), *also)
     generation_keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
     client = viewcounts.redis_client()
     if client is None:
@@ -355,6 +368,14 @@ class ReaderPageCacheMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            # Whatever a reader sends (a comment, a follow, a report) may change their parts: made anew. The
+            # session says who they are without loading them (a form may sign them out, too).
+            user_id = request.session.get(SESSION_KEY)
+            response = self.get_response(request)
+            if user_id is not None:
+                reader_did_something(user_id)
+            return response
         expected_scopes = _reader_read_scopes(request)
         if expected_scopes is None:
             return self.get_response(request)
@@ -362,12 +383,12 @@ class ReaderPageCacheMiddleware:
         key = _page_key(request)
         found = _Lookup(None, None)
         if settings.VISITOR_PAGE_CACHE_SECONDS > 0:
-            found = _fetch(key, expected_scopes=expected_scopes, reader=reader)
+            found = _fetch(key, expected_scopes=expected_scopes, reader=reader, also=(reader_scope(request.user.pk),))
             metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, reader)
-            return _personalised(_respond(found.page), request)
+            return _personalised(_respond(found.page), request, _parts_version(found, found.page.generations))
 
         visitor = _as_visitor(request, reader=reader())
         response = self.get_response(visitor)
@@ -383,7 +404,8 @@ class ReaderPageCacheMiddleware:
             # The session middleware, above this one, would have said so for a visitor's copy.
             patch_vary_headers(response, ("Cookie",))
             _store(key, response, found.generations)
-        return _personalised(response, request)
+        scopes = getattr(response, "page_scopes", DEFAULT_SCOPES)
+        return _personalised(response, request, _parts_version(found, dict.fromkeys(scopes)))
 
 
 def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> None:
@@ -435,11 +457,28 @@ async def _anonymous_user() -> AnonymousUser:
     return AnonymousUser()
 
 
-def _personalised(response: HttpResponse, request: HttpRequest) -> HttpResponse:
-    """The shared page with this reader's personal parts in it."""
+def _parts_version(found: _Lookup, page_scopes: dict[str, object]) -> dict[str, int] | None:
+    """The generations a reader's kept parts on this page go with: the page's own and the reader's; None
+    when the cache is away or did not say them all."""
+    if found.generations is None:
+        return None
+    wanted = [*page_scopes, *(scope for scope in found.generations if scope.startswith("reader:"))]
+    if not set(wanted) <= found.generations.keys():
+        return None
+    return {scope: found.generations[scope] for scope in wanted}
+
+
+def _personalised(response: HttpResponse, request: HttpRequest, version: dict[str, int] | None) -> HttpResponse:
+    """The shared page with this reader's personal parts in it; with `version` (the generations of what
+    the page shows and of the reader), the parts they had on this page since then come from the cache."""
     if response.streaming or not response.get("Content-Type", "").startswith("text/html"):
         return response
+    kept = None
+    if version is not None:
+        session = request.session.session_key or ""
+        csrf_secret = request.COOKIES.get(settings.CSRF_COOKIE_NAME, "")
+        kept = personal.KeptParts(f"{session}|{csrf_secret}|{sorted(version.items())}")
     charset = response.charset
-    response.content = personal.fill(response.content.decode(charset), request).encode(charset)
+    response.content = personal.fill(response.content.decode(charset), request, kept=kept).encode(charset)
     response["Content-Length"] = str(len(response.content))
     return response

@@ -44,7 +44,7 @@ def story_for_parts(fill: Fill, story_id: str | int, *, with_tags: bool = False)
     return story
 
 
-@part("label_report")
+@part("label_report", kept=True)
 def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Is a label wrong?" and its form, for a signed-in reader; nothing for a visitor."""
     request = fill.request

@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from comments.models import Comment
+from newsreader import personal
 from stories import pagecache
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
@@ -149,3 +150,48 @@ def test_a_readers_views_are_counted_once_whether_the_page_was_cached_or_not(red
 def test_shared_pages_are_the_ones_marked_for_visitors():
     assert pagecache._expected_scopes("/accounts/email/") is None
     assert pagecache._expected_scopes("/") == pagecache.DEFAULT_SCOPES
+
+
+def test_a_readers_parts_are_kept_until_they_do_something(django_assert_num_queries):
+    story = StoryFactory(source__name="Harbour Ledger", source__slug="harbour-ledger")
+    client = signed_in(UserFactory())
+    client.get(story.get_absolute_url())  # gives the reader the CSRF cookie their kept parts go with
+    client.get(story.get_absolute_url())
+
+    with django_assert_num_queries(1):  # the reader; page and parts from the cache
+        kept = client.get(story.get_absolute_url())
+    assert b"Follow Harbour Ledger" in kept.content
+
+    token = csrf_token_in(kept.content.decode())
+    followed = client.post(
+        reverse("follows:follow"),
+        {"kind": "source", "slug": "harbour-ledger", "csrfmiddlewaretoken": token, "next": story.get_absolute_url()},
+    )
+    assert followed.status_code == 302
+
+    after = client.get(story.get_absolute_url())
+    assert after["X-Page-Cache"] == "hit"
+    assert b"Unfollow Harbour Ledger" in after.content
+
+
+def test_each_copy_of_a_kept_comment_form_has_its_own_key():
+    story = StoryFactory()
+    client = signed_in(UserFactory())
+    keys = set()
+    for _ in range(3):
+        html = client.get(story.get_absolute_url()).content.decode()
+        keys.add(re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1))
+
+    assert len(keys) == 3
+    assert personal.FRESH_UUID not in keys
+
+
+def test_kept_parts_never_pass_from_one_reader_to_another():
+    story = StoryFactory()
+    ana, ben = signed_in(UserFactory(username="ana_kept")), signed_in(UserFactory(username="ben_kept"))
+    for _ in range(3):
+        ana_page = ana.get(story.get_absolute_url()).content
+        ben_page = ben.get(story.get_absolute_url()).content
+
+    assert b"ana_kept" in ana_page and b"ben_kept" not in ana_page
+    assert b"ben_kept" in ben_page and b"ana_kept" not in ben_page
