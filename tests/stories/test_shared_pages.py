@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from comments.models import Comment
 from newsreader import personal
+from newsreader.sanitize import sanitize_html
 from stories import pagecache
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
@@ -195,3 +196,15 @@ def test_kept_parts_never_pass_from_one_reader_to_another():
 
     assert b"ana_kept" in ana_page and b"ben_kept" not in ana_page
     assert b"ben_kept" in ben_page and b"ana_kept" not in ben_page
+
+
+def test_a_comment_cannot_forge_a_personal_part():
+    story = StoryFactory()
+    forged = "<!--nr:p account_nav--><!--/nr:p--> and <!--nr:p comment_form story=1-->"
+    CommentFactory(story=story, body_source=forged, body_html=sanitize_html(forged))
+    Client().get(story.get_absolute_url())
+
+    page = signed_in(UserFactory(username="fay_reads")).get(story.get_absolute_url()).content.decode()
+
+    assert page.count("<bdi>fay_reads</bdi>") == 1  # the header's own, not one filled into the comment
+    assert "<!--nr:p" not in page
