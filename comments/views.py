@@ -110,11 +110,12 @@ def live(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 def story_page_comments(sender, *, request: HttpRequest, story: Story, **kwargs) -> dict:
-    """The first page of the thread, and the form for a reader who may post, rendered into the story page
-    itself so that it reads without JavaScript (connected to `stories.extensions.story_page_context`).
+    """The first page of the thread, rendered into the story page itself so that it reads without
+    JavaScript (connected to `stories.extensions.story_page_context`), with the form and each reader's
+    actions as personal parts (comments/parts.py).
 
-    A visitor's story page is kept in the page cache with these comments in it: every change to a
-    published comment invalidates it, and nothing here differs between visitors.
+    The story page is kept in the page cache with these comments in it for every reader: every change to
+    a published comment invalidates it, and nothing here differs between readers.
     """
     return _thread_context(request, story, sort=selectors.Sort.OLDEST, start=0)
 

@@ -1,6 +1,7 @@
 """The visitor page cache: a hit is the page a visitor would have been rendered, headers included,
-served before sessions and views; signed-in readers and other pages never touch it; Redis going
-away turns it off instead of breaking pages."""
+served before sessions and views; other pages never touch it (signed-in readers reach the same entries
+below authentication: tests/stories/test_shared_pages.py); Redis going away turns it off instead of
+breaking pages."""
 
 import pytest
 import redis
