@@ -13,19 +13,35 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
-from newsreader.personal import FRESH_UUID, Fill, part
+from newsreader.personal import FRESH_UUID, Fill, part, reader_fact
 from stories.parts import story_for_parts
 
 from . import moderation, rendering, selectors
 from .forms import CommentForm
+from .models import Comment
+
+reader_fact("standing")(lambda user: selectors.reader_standing(user.pk))
+reader_fact("commented_on")(selectors.stories_commented_on)
+reader_fact("pending_on")(lambda user: selectors.stories_commented_on(user, status=Comment.Status.PENDING))
+reader_fact("recommended_on")(selectors.stories_recommended_on)
 
 
 def viewer_for_parts(fill: Fill, story_id: str | int) -> selectors.Viewer | None:
-    """This request's reader as a commenter on the story, looked up once per request (None: no such story)."""
+    """This request's reader as a commenter on the story, made once per request (None: no such story)."""
     story = story_for_parts(fill, story_id)
     if story is None:
         return None
-    return fill.once(("viewer", story.pk), lambda: selectors.viewer_for(fill.request, story, moderation.active_rules()))
+    # A change to the rules changes every page's version (comments.signals), so the rules are kept with it.
+    rules = fill.shared("moderation_rules", moderation.active_rules)
+    return fill.once(
+        ("viewer", story.pk), lambda: selectors.viewer_for(fill.request, story, rules, standing=fill.facts("standing"))
+    )
+
+
+def _certainly_not(fill: Fill, fact: str, story_id: int) -> bool:
+    """Whether the reader's fact says for certain that the story is not among theirs (None says nothing)."""
+    stories = fill.facts(fact)
+    return stories is not None and story_id not in stories
 
 
 @part("comment_login", kept=True)
@@ -43,7 +59,7 @@ def comment_login(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return prompts
 
 
-@part("comment_mine", kept=True)
+@part("comment_mine", kept="reader")
 def comment_mine(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """A signed-in reader's link to their own comments, beside the sort links."""
     if not fill.request.user.is_authenticated:
@@ -80,8 +96,12 @@ def pending_comments(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]
         return ["" for _ in occurrences]
     sections = []
     for arguments in occurrences:
-        viewer = viewer_for_parts(fill, arguments["story"])
-        pending = selectors.pending_rows(story_id=int(arguments["story"]), viewer=viewer) if viewer else []
+        story_id = int(arguments["story"])
+        if _certainly_not(fill, "pending_on", story_id):
+            sections.append("")
+            continue
+        viewer = viewer_for_parts(fill, story_id)
+        pending = selectors.pending_rows(story_id=story_id, viewer=viewer) if viewer else []
         if not pending:
             sections.append("")
             continue
@@ -109,7 +129,17 @@ def comment_actions(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         viewer = viewer_for_parts(fill, story_id)
         if viewer is None:
             continue
-        for row in selectors.action_rows(comment_ids=comment_ids, viewer=viewer):
+        pk = int(story_id)
+        if (
+            not viewer.can_moderate
+            and _certainly_not(fill, "commented_on", pk)
+            and _certainly_not(fill, "recommended_on", pk)
+        ):
+            # None of the comments is theirs or recommended by them: the page says all the rest.
+            rows = selectors.others_action_rows(story_id=pk, comment_ids=comment_ids, viewer=viewer)
+        else:
+            rows = selectors.action_rows(comment_ids=comment_ids, viewer=viewer)
+        for row in rows:
             if row.has_actions:
                 shown[row.comment.pk] = rendering.actions(row)
     return [shown.get(int(arguments["comment"]), "") for arguments in occurrences]

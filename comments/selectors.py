@@ -21,6 +21,7 @@ from django.middleware.csrf import get_token
 from django.utils import timezone
 
 from follows import selectors as follows_selectors
+from newsreader.personal import limited_ids
 from stories.models import Story
 
 from . import moderation
@@ -131,37 +132,31 @@ def parse_start(value: str | None) -> int:
         return 0
 
 
-def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule, ...]) -> Viewer:
+def viewer_for(
+    request: HttpRequest, story: Story, rules: tuple[moderation.Rule, ...], *, standing: dict | None = None
+) -> Viewer:
     """The reader of this request and whether they may post (`moderation.refusal` says why not); one query
-    for a signed-in reader (their standing and email), none otherwise."""
+    for a signed-in reader (their `standing`, unless the caller knows it), none otherwise."""
     mode = moderation.effective_mode(story, rules)
     if not request.user.is_authenticated:
         return Viewer(mode=mode)
     now = timezone.now()
-    standing = (
-        get_user_model()
-        .objects.filter(pk=request.user.pk)
-        .annotate(
-            email_verified=Exists(EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)),
-            can_moderate=_may_moderate(),
-        )
-        .values("email_verified", "can_moderate", "commenter__is_banned", "commenter__suspended_until")
-        .first()
-    ) or {}
+    if standing is None:
+        standing = reader_standing(request.user.pk)
     commenter = Commenter(
         user_id=request.user.pk,
-        is_banned=bool(standing.get("commenter__is_banned")),
-        suspended_until=standing.get("commenter__suspended_until"),
+        is_banned=standing["is_banned"],
+        suspended_until=standing["suspended_until"],
     )
     refusal = moderation.refusal(
         commenter=commenter,
-        email_verified=bool(standing.get("email_verified")),
+        email_verified=standing["email_verified"],
         story=story,
         rules=rules,
         now=now,
     )
     notice = refusal.message if refusal else ""
-    in_good_standing = standing.get("email_verified", False) and commenter.refusal(now=now) is None
+    in_good_standing = standing["email_verified"] and commenter.refusal(now=now) is None
     return Viewer(
         user_id=request.user.pk,
         can_post=refusal is None,
@@ -169,9 +164,30 @@ def viewer_for(request: HttpRequest, story: Story, rules: tuple[moderation.Rule,
         mode=mode,
         now=now,
         in_good_standing=bool(in_good_standing),
-        can_moderate=bool(standing.get("can_moderate")),
+        can_moderate=standing["can_moderate"],
         csrf_token=get_token(request),
     )
+
+
+def reader_standing(user_id: int) -> dict:
+    """What decides whether a reader may post and moderate, from one query: `email_verified`, `can_moderate`,
+    `is_banned` and `suspended_until`."""
+    found = (
+        get_user_model()
+        .objects.filter(pk=user_id)
+        .annotate(
+            email_verified=Exists(EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)),
+            can_moderate=_may_moderate(),
+        )
+        .values("email_verified", "can_moderate", "commenter__is_banned", "commenter__suspended_until")
+        .first()
+    ) or {}
+    return {
+        "email_verified": bool(found.get("email_verified")),
+        "can_moderate": bool(found.get("can_moderate")),
+        "is_banned": bool(found.get("commenter__is_banned")),
+        "suspended_until": found.get("commenter__suspended_until"),
+    }
 
 
 def _may_moderate() -> Q:
@@ -317,6 +333,32 @@ def action_rows(*, comment_ids: list[int], viewer: Viewer) -> list[Row]:
         rows.append(_row(comment, 0, status == Comment.Status.VISIBLE, viewer))
     mark_recommended(rows, viewer)
     return rows
+
+
+def others_action_rows(*, story_id: int, comment_ids: list[int], viewer: Viewer) -> list[Row]:
+    """What the reader may do with published comments none of which is theirs or recommended by them (their
+    reader facts say they never commented on the story nor recommended there): no query."""
+    rows = []
+    for pk in comment_ids:
+        comment = ThreadComment(
+            pk, story_id, None, None, 0, Comment.Status.VISIBLE, "", None, None, 0, None, None, 0, False, ""
+        )
+        rows.append(_row(comment, 0, True, viewer))
+    return rows
+
+
+def stories_commented_on(user, *, status: str | None = None) -> frozenset[int] | None:
+    """The stories the reader commented on (with `status`, only their comments in it), as a reader fact."""
+    mine = Comment.objects.filter(author=user)
+    if status is not None:
+        mine = mine.filter(status=status)
+    return limited_ids(mine.order_by().values_list("story_id", flat=True).distinct())
+
+
+def stories_recommended_on(user) -> frozenset[int] | None:
+    """The stories on which the reader recommended a comment, as a reader fact."""
+    recommended = Recommendation.objects.filter(reader=user).order_by()
+    return limited_ids(recommended.values_list("comment__story_id", flat=True).distinct())
 
 
 def mark_recommended(rows: list[Row], viewer: Viewer) -> None:

@@ -1,18 +1,21 @@
 """Keeping comments right when other things change: edited rules reach the pipeline at once, every
 account has a commenter record moderators can act on (holding its name's look-alike skeleton), and an
 account deleted from anywhere (the admin included) leaves "[deleted]" tombstones, not holes; every
-committed decision is counted for /metrics."""
+committed decision is counted for /metrics; and what others change about a reader (a moderator's
+decision, a verified address, a new group) makes the reader's personal parts and facts anew."""
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
 from newsreader import metrics
 from stories import pagecache
 
 from . import moderation, services
-from .models import Commenter, ModerationLog, ModerationRule, public_name_skeleton
+from .models import Comment, Commenter, ModerationLog, ModerationRule, public_name_skeleton
 
 Action = ModerationLog.Action
 # The comment counter's outcome for each logged decision; an approval is "posted" when no moderator made it.
@@ -61,3 +64,47 @@ def count_decision(sender, instance: ModerationLog, created: bool, raw: bool = F
     else:
         return
     transaction.on_commit(counter.inc, using=using)
+
+
+def _reader_changed(user_id: int | None) -> None:
+    if user_id is not None:
+        transaction.on_commit(lambda: pagecache.reader_did_something(user_id))
+
+
+@receiver(post_save, sender=Comment)
+@receiver(post_save, sender=Commenter)
+@receiver(post_save, sender=EmailAddress)
+def reader_standing_changed(sender, instance, raw: bool = False, **kwargs) -> None:
+    """A comment of theirs held or published, a suspension or ban, an address verified: the reader's
+    personal parts (newsreader/personal.py) say so from their next page on, not a minute later."""
+    if not raw:
+        _reader_changed(instance.author_id if sender is Comment else instance.user_id)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def reader_account_changed(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """A new name or staff status shows in the header at once."""
+    if not (created or raw):
+        _reader_changed(instance.pk)
+
+
+@receiver(m2m_changed, sender=get_user_model().groups.through)
+@receiver(m2m_changed, sender=get_user_model().user_permissions.through)
+def reader_permissions_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    """Made a moderator, or no longer one: their comment controls change with it."""
+    for user_id in _users_whose_access_changed(sender, instance, action, reverse, pk_set):
+        _reader_changed(user_id)
+
+
+def _users_whose_access_changed(sender, instance, action: str, reverse: bool, pk_set) -> list:
+    """For `m2m_changed` on a user's groups or permissions: the ids of the users it changed, from either side
+    (a user's groups, or a group's members), a clear included."""
+    if action == "pre_clear" and reverse:
+        # Cleared from the group's (or permission's) side: its members are known only before.
+        to_instance = next(field.name for field in sender._meta.fields if field.related_model is type(instance))
+        return list(sender.objects.filter(**{to_instance: instance}).values_list("user_id", flat=True))
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return []
+    if not reverse:
+        return [instance.pk]
+    return list(pk_set or ())

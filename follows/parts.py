@@ -3,11 +3,14 @@
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from newsreader.personal import Fill, part
+from newsreader.personal import Fill, part, reader_fact
 from stories.parts import story_for_parts
 from stories.selectors import StoryFilters, filter_labels
 
 from . import selectors
+
+reader_fact("followed")(selectors.followed_targets)
+reader_fact("saved")(selectors.saved_story_ids)
 
 
 @part("story_follow", kept=True)
@@ -23,7 +26,9 @@ def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
             if story is None:
                 panels.append("")
                 continue
-            targets, saved = selectors.story_targets(reader=request.user, story=story)
+            targets, saved = selectors.story_targets(
+                reader=request.user, story=story, followed=fill.facts("followed"), saved=fill.facts("saved")
+            )
             context["follow_panel"] = {"targets": targets, "saved": saved}
         panels.append(render_to_string("follows/_story_actions.html", context, request))
     return panels
@@ -39,6 +44,8 @@ def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     context = {"filters": filters}
     if request.user.is_authenticated:
         labels = {chip["kind"]: chip["label"] for chip in filter_labels(filters)}
-        context["follow_targets"] = selectors.filter_targets(reader=request.user, filters=filters, labels=labels)
+        context["follow_targets"] = selectors.filter_targets(
+            reader=request.user, filters=filters, labels=labels, followed=fill.facts("followed")
+        )
     html = render_to_string("follows/_filter_follow.html", context, request)
     return [html for _ in occurrences]

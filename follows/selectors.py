@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q
 
+from newsreader.personal import limited_ids
 from stories.models import Story, StoryQuerySet
 
 from .models import FOLLOWABLE, DigestSettings, Follow, SavedStory
@@ -92,9 +93,12 @@ def saved_stories(reader):
     )
 
 
-def story_targets(*, reader, story: Story) -> tuple[list[Target], bool]:
+def story_targets(
+    *, reader, story: Story, followed: frozenset | None = None, saved: frozenset[int] | None = None
+) -> tuple[list[Target], bool]:
     """What the story page offers the reader to follow (its section, region, source and tags, with whether
-    they follow each) and whether they saved the story: two queries."""
+    they follow each) and whether they saved the story: two queries, none for what the reader's facts
+    (`followed`, `saved`: see `followed_targets`, `saved_story_ids`) already say."""
     offered = []
     if story.section_id:
         offered.append(("section", story.section))
@@ -102,27 +106,54 @@ def story_targets(*, reader, story: Story) -> tuple[list[Target], bool]:
         offered.append(("region", story.region))
     offered.append(("source", story.source))
     offered += [("tag", tag) for tag in story.tags.all()]
-    followed = _followed(reader, [(kind, thing.pk) for kind, thing in offered])
-    targets = [Target(kind, thing.slug, str(thing), (kind, thing.pk) in followed) for kind, thing in offered]
-    saved = SavedStory.objects.filter(reader=reader, story=story).exists()
-    return targets, saved
+    if followed is None:
+        followed_pks = _followed(reader, [(kind, thing.pk) for kind, thing in offered])
+    else:
+        followed_pks = {(kind, pk) for kind, pk, _ in followed}
+    targets = [Target(kind, thing.slug, str(thing), (kind, thing.pk) in followed_pks) for kind, thing in offered]
+    if saved is not None:
+        return targets, story.pk in saved
+    return targets, SavedStory.objects.filter(reader=reader, story=story).exists()
 
 
-def filter_targets(*, reader, filters, labels: dict[str, str]) -> list[Target]:
-    """The active list filters a reader can follow, with whether they do: one query (none unfiltered).
-    `labels` are the filters' readable names by kind, as the list shows them."""
+def filter_targets(*, reader, filters, labels: dict[str, str], followed: frozenset | None = None) -> list[Target]:
+    """The active list filters a reader can follow, with whether they do: one query (none unfiltered, or
+    when the reader's facts say what they follow: `followed`). `labels` are the filters' readable names by
+    kind, as the list shows them."""
     chosen = [(kind, getattr(filters, kind)) for kind in FOLLOWABLE if getattr(filters, kind)]
     if not chosen:
         return []
-    condition = Q()
-    for kind, slug in chosen:
-        condition |= Q(**{f"{kind}__slug": slug})
-    followed = {
-        (kind, slug)
-        for follow in Follow.objects.of(reader).filter(condition).with_targets()
-        for kind, slug in [(follow.kind, follow.target.slug)]
-    }
-    return [Target(kind, slug, labels.get(kind, slug), (kind, slug) in followed) for kind, slug in chosen]
+    if followed is not None:
+        followed_slugs = {(kind, slug) for kind, _, slug in followed}
+    else:
+        condition = Q()
+        for kind, slug in chosen:
+            condition |= Q(**{f"{kind}__slug": slug})
+        followed_slugs = {
+            (kind, slug)
+            for follow in Follow.objects.of(reader).filter(condition).with_targets()
+            for kind, slug in [(follow.kind, follow.target.slug)]
+        }
+    return [Target(kind, slug, labels.get(kind, slug), (kind, slug) in followed_slugs) for kind, slug in chosen]
+
+
+def followed_targets(reader) -> frozenset[tuple[str, int, str]] | None:
+    """Everything the reader follows, as (kind, id, slug), from one query (None: more than a reader fact keeps)."""
+    columns = [column for kind in FOLLOWABLE for column in (f"{kind}_id", f"{kind}__slug")]
+    rows = limited_ids(Follow.objects.of(reader).order_by().values_list(*columns))
+    if rows is None:
+        return None
+    return frozenset(
+        (kind, row[2 * index], row[2 * index + 1])
+        for row in rows
+        for index, kind in enumerate(FOLLOWABLE)
+        if row[2 * index] is not None
+    )
+
+
+def saved_story_ids(reader) -> frozenset[int] | None:
+    """The ids of the stories the reader saved, from one query (None: more than a reader fact keeps)."""
+    return limited_ids(SavedStory.objects.filter(reader=reader).order_by().values_list("story_id", flat=True))
 
 
 def _followed(reader, wanted: list[tuple[str, int]]) -> set[tuple[str, int]]:

@@ -12,7 +12,8 @@ class NewsreaderConfig(AppConfig):
 
     def ready(self) -> None:
         # observability connects the signal handlers that feed /metrics and the logs.
-        from . import clientaddr, observability, site_parts, sites  # noqa: F401 - site_parts registers its parts
+        # authentication connects the receivers that drop a changed account from the cache.
+        from . import authentication, clientaddr, observability, site_parts, sites  # noqa: F401 - site_parts registers its parts
 
         # A mistyped TRUSTED_PROXIES or METRICS_ALLOWED_NETWORKS stops every process at startup, not the
         # first request behind the proxy or the first scrape.

@@ -20,17 +20,31 @@ slugs only, since they are written into the page.
 A part registered with `kept=True` is also kept per reader for KEPT_PART_SECONDS (`KeptParts`), under
 a key made of the reader's session and CSRF cookie, the generations of what the page shows and the
 reader's own generation, which every form they send bumps: a reader's next page after anything they
-do is made afresh, and the rest of the time their parts cost one cache read. What changes by itself
-(an edit window closing, a moderator's decision about them) may show up to KEPT_PART_SECONDS late;
-the services decide, so nothing is allowed that should not be. A kept part that must differ on every
-page (a form's one-time key) writes FRESH_UUID where the value goes, and gets a new one each time.
+do is made afresh, and the rest of the time their parts cost one cache read. A part registered with
+`kept="reader"` is the same on every page (the header's links), so it is kept per reader whatever
+the page. What changes by itself (an edit window closing, a moderator's decision about them) may show
+up to KEPT_PART_SECONDS late; the services decide, so nothing is allowed that should not be. A kept
+part that must differ on every page (a form's one-time key) writes FRESH_UUID where the value goes,
+and gets a new one each time.
+
+Making a reader's parts for a page they have not seen yet costs no query either, most of the time:
+  - what the fillers look up about the page itself (its story, the sections) is the same for every
+    reader of the same version of the page, so `Fill.shared` keeps it in the process for that
+    version;
+  - what they need to know about the reader (their standing, what they follow and saved, the stories
+    they commented on) are *reader facts*: small sets registered with `@reader_fact(name)`, made
+    together once per reader's generation and kept for READER_FACTS_SECONDS (`Fill.facts`). A fact
+    answers "certainly not" cheaply ("this reader never commented on story 42") and leaves "maybe"
+    to a query, so a fact that lags can cost a query, never a wrong answer, except for the reader's
+    standing, which follows the same bound as the kept parts.
 """
 
 import hashlib
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from django.core.cache import cache
 from django.http import HttpRequest
@@ -40,11 +54,19 @@ from django.utils.safestring import SafeString, mark_safe
 # What a filler is given: the request (the reader's own, or a visitor's) and the arguments of each
 # occurrence of its part on the page, in page order. It answers the HTML of each, escaped.
 Filler = Callable[["Fill", list[dict[str, str]]], list[str]]
+# What a reader fact is made from: the signed-in user. It answers a small value that pickles (sets of ids).
+FactMaker = Callable[[Any], Any]
 
 _fillers: dict[str, Filler] = {}
-_kept: set[str] = set()
+_kept: dict[str, Literal["page", "reader"]] = {}
+_fact_makers: dict[str, FactMaker] = {}
 KEPT_PART_SECONDS = 60
 KEPT_PART_PREFIX = "newsreader:parts:"
+READER_FACTS_SECONDS = KEPT_PART_SECONDS
+# A reader fact is a set of at most this many ids; a reader with more gets None ("ask the database").
+READER_FACT_LIMIT = 2_000
+# Versions of pages whose shared lookups a process keeps (each a story and its labels, a few KB).
+SHARED_PAGE_VERSIONS = 2_000
 # Written by a kept part where each copy needs a value of its own (a form's idempotency key).
 FRESH_UUID = "00000000-f7e5-4000-8000-000000000000"
 _NAME = re.compile(r"[a-z][a-z_]*\Z")
@@ -54,10 +76,20 @@ _END = "<!--/nr:p-->"
 
 
 class Fill:
-    """One request's filling of its page's parts, with a memo the fillers share (the story, the viewer)."""
+    """One request's filling of its page's parts, with a memo the fillers share (the story, the viewer).
 
-    def __init__(self, request: HttpRequest) -> None:
+    `page_version` names the version of the page being filled (the generations of what it shows) and
+    `reader_version` the reader's own generation; either is None when the cache could not say it, and
+    then nothing is shared or kept beyond this request."""
+
+    def __init__(
+        self, request: HttpRequest, *, page_version: str | None = None, reader_version: int | None = None
+    ) -> None:
         self.request = request
+        self.page_version = page_version
+        self.reader_version = reader_version
+        # The reader's facts when they came with their kept parts (KeptParts.get_many).
+        self.kept_facts: dict[str, Any] | None = None
         self._memo: dict[Any, Any] = {}
 
     def once(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -66,19 +98,87 @@ class Fill:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def shared(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Like `once`, for what is the same for every reader of this version of the page (its story, say):
+        kept in this process until the page changes. The value is shared: never change it."""
+        if self.page_version is None:
+            return self.once(key, compute)
+        return _shared_lookups.get((self.page_version, key), compute)
 
-def part(name: str, *, kept: bool = False) -> Callable[[Filler], Filler]:
-    """Register the filler of the parts called `name`; with `kept`, what it makes is kept per reader a while."""
+    def facts(self, name: str) -> Any:
+        """The signed-in reader's fact `name` (registered with `reader_fact`): all of them come from the cache
+        in one read, or are made together and kept for their generation; without one, each is made alone."""
+        if self.reader_version is None:
+            return self.once((_FACTS, name), lambda: _fact_makers[name](self.request.user))
+        return self.once(_FACTS, self._kept_facts)[name]
+
+    def _kept_facts(self) -> dict[str, Any]:
+        user = self.request.user
+        key = facts_key(user.pk, self.reader_version)
+        found = self.kept_facts if self.kept_facts is not None else cache.get(key)
+        if found is None or found.keys() != _fact_makers.keys():
+            found = {name: make(user) for name, make in _fact_makers.items()}
+            cache.set(key, found, READER_FACTS_SECONDS)
+        return found
+
+
+_FACTS = object()
+
+
+class _SharedLookups:
+    """What fillers looked up about versions of pages, the least recently used version forgotten first."""
+
+    def __init__(self, versions: int) -> None:
+        self.versions = versions
+        self.kept: OrderedDict[tuple[str, Any], Any] = OrderedDict()
+
+    def get(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
+        try:
+            self.kept.move_to_end(key)
+            return self.kept[key]
+        except KeyError:
+            value = self.kept[key] = compute()
+            while len(self.kept) > self.versions:
+                self.kept.popitem(last=False)
+            return value
+
+
+_shared_lookups = _SharedLookups(SHARED_PAGE_VERSIONS * 4)
+
+
+def part(name: str, *, kept: bool | Literal["page", "reader"] = False) -> Callable[[Filler], Filler]:
+    """Register the filler of the parts called `name`; with `kept`, what it makes is kept per reader a while:
+    for each page (`True` or "page"), or for every page when it is the same on all (`"reader"`)."""
     if not _NAME.match(name):
         raise ValueError(f"A personal part's name is lower-case letters and underscores, not {name!r}.")
 
     def register(filler: Filler) -> Filler:
         _fillers[name] = filler
         if kept:
-            _kept.add(name)
+            _kept[name] = "reader" if kept == "reader" else "page"
         return filler
 
     return register
+
+
+def reader_fact(name: str) -> Callable[[FactMaker], FactMaker]:
+    """Register what a signed-in reader's fact `name` is made from (see the module's docstring)."""
+
+    def register(maker: FactMaker) -> FactMaker:
+        _fact_makers[name] = maker
+        return maker
+
+    return register
+
+
+def facts_key(user_id: int, reader_version: int) -> str:
+    return f"{KEPT_PART_PREFIX}facts:{user_id}:{reader_version}"
+
+
+def limited_ids(values) -> frozenset | None:
+    """A reader fact's set from a query of distinct values, or None when it holds more than READER_FACT_LIMIT."""
+    found = list(values[: READER_FACT_LIMIT + 1])
+    return frozenset(found) if len(found) <= READER_FACT_LIMIT else None
 
 
 def fill_for(request: HttpRequest) -> Fill:
@@ -113,20 +213,33 @@ def marked(name: str, html: str = "", **arguments: Any) -> str:
 
 
 class KeptParts:
-    """A reader's parts kept in the cache, under keys that change with `version`: the reader's session and
-    CSRF cookie, the generations of what the page shows, and the reader's own generation."""
+    """A reader's parts kept in the cache, under keys that change with what they depend on: `reader` (their
+    session and CSRF cookie, which their forms carry), their own generation, and for a part kept per page,
+    `page_version` (the generations of what the page shows). The reader's facts come in the same read."""
 
-    def __init__(self, version: str) -> None:
-        self.version = hashlib.blake2b(version.encode(), digest_size=16).hexdigest()
+    def __init__(self, *, reader: str, user_id: int, page_version: str, reader_version: int) -> None:
+        self.page_version = page_version
+        self.reader_version = reader_version
+        self.facts_key = facts_key(user_id, reader_version)
+        self._versions = {
+            "page": _digest(f"{reader}|{page_version}|{reader_version}"),
+            "reader": _digest(f"{reader}|{reader_version}"),
+        }
 
     def key(self, name: str, arguments: str) -> str:
-        return f"{KEPT_PART_PREFIX}{self.version}:{name}:{arguments.strip().replace(' ', '&')}"
+        return f"{KEPT_PART_PREFIX}{self._versions[_kept[name]]}:{name}:{arguments.strip().replace(' ', '&')}"
 
-    def get_many(self, keys: list[str]) -> dict[str, str]:
-        return cache.get_many(keys)
+    def get_many(self, keys: list[str]) -> tuple[dict[str, str], dict[str, Any] | None]:
+        """The parts kept under `keys`, and the reader's facts."""
+        found = cache.get_many([*keys, self.facts_key])
+        return found, found.pop(self.facts_key, None)
 
     def set_many(self, parts: dict[str, str]) -> None:
         cache.set_many(parts, KEPT_PART_SECONDS)
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -> str:
@@ -137,16 +250,17 @@ def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -
     found = list(_MARKED.finditer(content))
     filled: list[str | None] = [None] * len(found)
     keys: dict[int, str] = {}
+    context = fill_for(request)
     if kept is not None:
+        context.page_version, context.reader_version = kept.page_version, kept.reader_version
         keys = {i: kept.key(m.group(1), m.group(2)) for i, m in enumerate(found) if m.group(1) in _kept}
-        stored = kept.get_many(list(keys.values())) if keys else {}
+        stored, context.kept_facts = kept.get_many(list(keys.values()))
         for index, key in keys.items():
             filled[index] = stored.get(key)
     by_name: dict[str, list[int]] = {}
     for index, match in enumerate(found):
         if filled[index] is None:
             by_name.setdefault(match.group(1), []).append(index)
-    context = fill_for(request)
     made: dict[str, str] = {}
     for name, indexes in by_name.items():
         filler = _fillers.get(name)

@@ -70,7 +70,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the signed-in reader's account from the cache.
+    "newsreader.authentication.AuthenticationMiddleware",
     "newsreader.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Below authentication and messages: signed-in readers get the visitors' cached pages, with their own

@@ -6,7 +6,7 @@ from django.template.loader import render_to_string
 from .personal import Fill, part
 
 
-@part("account_nav", kept=True)
+@part("account_nav", kept="reader")
 def account_nav(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Log in" and "Sign up" for a visitor; the reader's public name and links when signed in."""
     html = render_to_string("_account_nav.html", request=fill.request)

@@ -477,7 +477,13 @@ def _personalised(response: HttpResponse, request: HttpRequest, version: dict[st
     if version is not None:
         session = request.session.session_key or ""
         csrf_secret = request.COOKIES.get(settings.CSRF_COOKIE_NAME, "")
-        kept = personal.KeptParts(f"{session}|{csrf_secret}|{sorted(version.items())}")
+        reader_generation = version.pop(reader_scope(request.user.pk))
+        kept = personal.KeptParts(
+            reader=f"{session}|{csrf_secret}",
+            user_id=request.user.pk,
+            page_version=str(sorted(version.items())),
+            reader_version=reader_generation,
+        )
     charset = response.charset
     response.content = personal.fill(response.content.decode(charset), request, kept=kept).encode(charset)
     response["Content-Length"] = str(len(response.content))

@@ -3,10 +3,10 @@
 from django.db.models import Prefetch, prefetch_related_objects
 from django.template.loader import render_to_string
 
-from newsreader.personal import Fill, part
+from newsreader.personal import Fill, limited_ids, part, reader_fact
 
 from . import reports
-from .models import Story, Tag
+from .models import LabelReport, Section, Story, Tag
 
 # What the parts show of a story and decide with (its comment policy): not its text, which they never show.
 _PART_FIELDS = (
@@ -26,10 +26,10 @@ _PART_FIELDS = (
 
 
 def story_for_parts(fill: Fill, story_id: str | int, *, with_tags: bool = False) -> Story | None:
-    """The published story a part is about, with its section, region and source, looked up once per
-    request; `with_tags` fetches its tags too (once)."""
+    """The published story a part is about, with its section, region and source (and its tags, `with_tags`):
+    looked up once for every reader of this version of the page (the story's own changes make a new one)."""
     pk = int(story_id)
-    story = fill.once(
+    story = fill.shared(
         ("story", pk),
         lambda: (
             Story.objects.published()
@@ -40,8 +40,16 @@ def story_for_parts(fill: Fill, story_id: str | int, *, with_tags: bool = False)
         ),
     )
     if story is not None and with_tags:
-        prefetch_related_objects([story], Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        tags = Prefetch("tags", queryset=Tag.objects.order_by("name"))
+        fill.shared(("story_tags", pk), lambda: prefetch_related_objects([story], tags))
     return story
+
+
+@reader_fact("label_reported")
+def stories_reported(user) -> frozenset[int] | None:
+    """The stories whose labels the reader reported (None: too many to keep)."""
+    reported = LabelReport.objects.filter(reporter=user).order_by().values_list("story_id", flat=True)
+    return limited_ids(reported.distinct())
 
 
 @part("label_report", kept=True)
@@ -56,6 +64,12 @@ def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         if story is None:
             forms.append("")
             continue
-        context = {"story": story, "label_report": reports.report_form_context(story=story, reader=request.user)}
+        form = reports.report_form_context(
+            story=story,
+            reader=request.user,
+            sections=fill.shared("sections", lambda: list(Section.objects.all())),
+            reported=fill.facts("label_reported"),
+        )
+        context = {"story": story, "label_report": form}
         forms.append(render_to_string("stories/_label_report.html", context, request))
     return forms

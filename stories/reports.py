@@ -72,11 +72,18 @@ class LabelReportForm(forms.Form):
         return "Please check the report."
 
 
-def report_form_context(*, story: Story, reader) -> dict:
-    """What the story page's report form needs for a signed-in reader: two queries, whatever the story."""
+def report_form_context(
+    *, story: Story, reader, sections: list[Section] | None = None, reported: frozenset[int] | None = None
+) -> dict:
+    """What the story page's report form needs for a signed-in reader: two queries, whatever the story, or
+    none when the caller knows the sections and the stories the reader `reported`."""
     return {
-        "sections": list(Section.objects.all()),
-        "already_reported": LabelReport.objects.filter(story=story, reporter=reader).exists(),
+        "sections": sections if sections is not None else list(Section.objects.all()),
+        "already_reported": (
+            story.pk in reported
+            if reported is not None
+            else LabelReport.objects.filter(story=story, reporter=reader).exists()
+        ),
     }
 
 

@@ -98,10 +98,11 @@ def test_signed_in_thread_takes_a_fixed_number_of_queries(
     client.force_login(reader)
     fragment(client, story)
 
-    # the session's user; the thread every reader shares: the story and the comments; then this reader's
-    # parts: the story once more, their standing and email, their comments awaiting moderation, the few
-    # columns deciding their actions on the comments shown, and which of those they recommended
-    with django_assert_num_queries(8):
+    # the thread every reader shares: the story and the comments; then this reader's parts: the story once
+    # more, and the reader's facts they need: their standing and email, the stories they have comments
+    # awaiting moderation on, commented on and recommended on (none: so their actions on the comments
+    # shown need no query). Their account comes from the cache.
+    with django_assert_num_queries(7):
         fragment(client, story)
 
 

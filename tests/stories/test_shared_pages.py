@@ -4,10 +4,14 @@ personal parts (name, forms, held comments, messages) filled in, and nothing of 
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from comments.models import Comment
+from comments import services
+from comments.models import MODERATORS_GROUP, Comment
+from follows import selectors as follows_selectors
+from follows.models import SavedStory
 from newsreader import personal
 from newsreader.sanitize import sanitize_html
 from stories import pagecache
@@ -159,7 +163,7 @@ def test_a_readers_parts_are_kept_until_they_do_something(django_assert_num_quer
     client.get(story.get_absolute_url())  # gives the reader the CSRF cookie their kept parts go with
     client.get(story.get_absolute_url())
 
-    with django_assert_num_queries(1):  # the reader; page and parts from the cache
+    with django_assert_num_queries(0):  # the reader, the page and their parts from the cache
         kept = client.get(story.get_absolute_url())
     assert b"Follow Harbour Ledger" in kept.content
 
@@ -208,3 +212,65 @@ def test_a_comment_cannot_forge_a_personal_part():
 
     assert page.count("<bdi>fay_reads</bdi>") == 1  # the header's own, not one filled into the comment
     assert "<!--nr:p" not in page
+
+
+def test_a_readers_first_view_of_a_page_others_read_costs_no_query_for_their_parts(django_assert_num_queries):
+    first, second = StoryFactory(), StoryFactory()
+    signed_in(UserFactory()).get(second.get_absolute_url())  # the shared page, and what its parts look up
+    client = signed_in(UserFactory())
+    client.get(first.get_absolute_url())  # gives the reader the CSRF cookie their parts go with
+    client.get(first.get_absolute_url())  # their facts, made once for every page
+
+    with django_assert_num_queries(0):  # the reader, the page, their facts and the story from the caches
+        page = client.get(second.get_absolute_url())
+
+    assert b"Post comment" in page.content and b"Save for later" in page.content
+
+
+def test_what_others_change_about_a_reader_shows_on_their_next_page(django_capture_on_commit_callbacks):
+    story = StoryFactory()
+    reader = UserFactory(username="gus_reads")
+    client = signed_in(reader)
+    for _ in range(2):
+        page = client.get(story.get_absolute_url()).content.decode()
+    assert "Post comment" in page and "Edit</a>" not in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        CommentFactory(story=story, author=reader, body_source="Written for gus elsewhere")
+    pagecache.story_discussion_changed(story.slug)  # as the comment services do
+    page = client.get(story.get_absolute_url()).content.decode()
+    assert "Written for gus elsewhere" in page and "Edit</a>" in page and "Delete</a>" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.commenter_ban(user=reader, moderator=UserFactory(is_staff=True))
+    page = client.get(story.get_absolute_url()).content.decode()
+    assert "Your account can no longer comment." in page and "Post comment" not in page
+
+
+def test_a_reader_made_moderator_gets_the_pick_buttons_on_their_next_page(django_capture_on_commit_callbacks):
+    story = StoryFactory()
+    CommentFactory(story=story, body_source="A useful note on the timetable")
+    reader = UserFactory()
+    client = signed_in(reader)
+    for _ in range(2):
+        page = client.get(story.get_absolute_url()).content.decode()
+    assert "Make editors' pick" not in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reader.groups.add(Group.objects.get(name=MODERATORS_GROUP))
+
+    assert "Make editors' pick" in client.get(story.get_absolute_url()).content.decode()
+
+
+def test_a_reader_with_more_than_a_fact_holds_gets_their_answers_from_the_database(monkeypatch):
+    monkeypatch.setattr(personal, "READER_FACT_LIMIT", 1)
+    saved = StoryFactory.create_batch(2)
+    reader = UserFactory()
+    for story in saved:
+        SavedStory.objects.create(reader=reader, story=story)
+    client = signed_in(reader)
+    client.get(saved[0].get_absolute_url())
+
+    assert follows_selectors.saved_story_ids(reader) is None
+    for story in saved:
+        assert b"Remove from saved" in client.get(story.get_absolute_url()).content
