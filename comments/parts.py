@@ -44,7 +44,7 @@ def _certainly_not(fill: Fill, fact: str, story_id: int) -> bool:
     return stories is not None and story_id not in stories
 
 
-@part("comment_login", kept=True)
+@part("comment_login", kept="content")
 def comment_login(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Log in to comment." for a visitor, leading back to the comments."""
     if fill.request.user.is_authenticated:
@@ -68,7 +68,7 @@ def comment_mine(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return [link for _ in occurrences]
 
 
-@part("comment_form", kept=True)
+@part("comment_form", kept="content")
 def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """The form for a reader who may post, or the notice saying why they may not; nothing for a visitor."""
     if not fill.request.user.is_authenticated:

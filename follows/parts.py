@@ -13,7 +13,7 @@ reader_fact("followed")(selectors.followed_targets)
 reader_fact("saved")(selectors.saved_story_ids)
 
 
-@part("story_follow", kept=True)
+@part("story_follow", kept="content")
 def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """The story's topics to follow and "Save for later" for a signed-in reader; a prompt to log in for a visitor."""
     request = fill.request
@@ -34,7 +34,7 @@ def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     return panels
 
 
-@part("filter_follow", kept=True)
+@part("filter_follow", kept="content")
 def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """Follow buttons for the list's active filters (from the page's own URL), or a prompt to log in."""
     request = fill.request

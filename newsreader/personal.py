@@ -21,16 +21,17 @@ A part registered with `kept=True` is also kept per reader for KEPT_PART_SECONDS
 a key made of the reader's session and CSRF cookie, the generations of what the page shows and the
 reader's own generation, which every form they send bumps: a reader's next page after anything they
 do is made afresh, and the rest of the time their parts cost one cache read. A part registered with
-`kept="reader"` is the same on every page (the header's links), so it is kept per reader whatever
-the page. What changes by itself (an edit window closing, a moderator's decision about them) may show
-up to KEPT_PART_SECONDS late; the services decide, so nothing is allowed that should not be. A kept
-part that must differ on every page (a form's one-time key) writes FRESH_UUID where the value goes,
-and gets a new one each time.
+`kept="content"` does not depend on the page's comments (the comment form, the follow buttons), so a
+new comment leaves it kept; one registered with `kept="reader"` is the same on every page (the
+header's links), so it is kept per reader whatever the page. What changes by itself (an edit window
+closing) may show up to KEPT_PART_SECONDS late; the services decide, so nothing is allowed that
+should not be. A kept part that must differ on every page (a form's one-time key) writes FRESH_UUID
+where the value goes, and gets a new one each time.
 
 Making a reader's parts for a page they have not seen yet costs no query either, most of the time:
   - what the fillers look up about the page itself (its story, the sections) is the same for every
-    reader of the same version of the page, so `Fill.shared` keeps it in the process for that
-    version;
+    reader of the same version of the page (its comments aside), so `Fill.shared` keeps it in the
+    process for that version;
   - what they need to know about the reader (their standing, what they follow and saved, the stories
     they commented on) are *reader facts*: small sets registered with `@reader_fact(name)`, made
     together once per reader's generation and kept for READER_FACTS_SECONDS (`Fill.facts`). A fact
@@ -58,7 +59,8 @@ Filler = Callable[["Fill", list[dict[str, str]]], list[str]]
 FactMaker = Callable[[Any], Any]
 
 _fillers: dict[str, Filler] = {}
-_kept: dict[str, Literal["page", "reader"]] = {}
+Kept = Literal["page", "content", "reader"]
+_kept: dict[str, Kept] = {}
 _fact_makers: dict[str, FactMaker] = {}
 KEPT_PART_SECONDS = 60
 KEPT_PART_PREFIX = "newsreader:parts:"
@@ -78,15 +80,15 @@ _END = "<!--/nr:p-->"
 class Fill:
     """One request's filling of its page's parts, with a memo the fillers share (the story, the viewer).
 
-    `page_version` names the version of the page being filled (the generations of what it shows) and
-    `reader_version` the reader's own generation; either is None when the cache could not say it, and
-    then nothing is shared or kept beyond this request."""
+    `content_version` names the version of what the page being filled shows, its comments aside (the
+    generations of the story, the site) and `reader_version` the reader's own generation; either is None
+    when the cache could not say it, and then nothing is shared or kept beyond this request."""
 
     def __init__(
-        self, request: HttpRequest, *, page_version: str | None = None, reader_version: int | None = None
+        self, request: HttpRequest, *, content_version: str | None = None, reader_version: int | None = None
     ) -> None:
         self.request = request
-        self.page_version = page_version
+        self.content_version = content_version
         self.reader_version = reader_version
         # The reader's facts when they came with their kept parts (KeptParts.get_many).
         self.kept_facts: dict[str, Any] | None = None
@@ -100,10 +102,10 @@ class Fill:
 
     def shared(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Like `once`, for what is the same for every reader of this version of the page (its story, say):
-        kept in this process until the page changes. The value is shared: never change it."""
-        if self.page_version is None:
+        kept in this process until what the page shows changes. The value is shared: never change it."""
+        if self.content_version is None:
             return self.once(key, compute)
-        return _shared_lookups.get((self.page_version, key), compute)
+        return _shared_lookups.get((self.content_version, key), compute)
 
     def facts(self, name: str) -> Any:
         """The signed-in reader's fact `name` (registered with `reader_fact`): all of them come from the cache
@@ -146,16 +148,17 @@ class _SharedLookups:
 _shared_lookups = _SharedLookups(SHARED_PAGE_VERSIONS * 4)
 
 
-def part(name: str, *, kept: bool | Literal["page", "reader"] = False) -> Callable[[Filler], Filler]:
+def part(name: str, *, kept: bool | Kept = False) -> Callable[[Filler], Filler]:
     """Register the filler of the parts called `name`; with `kept`, what it makes is kept per reader a while:
-    for each page (`True` or "page"), or for every page when it is the same on all (`"reader"`)."""
+    for each version of the page (`True` or "page"), of what it shows but its comments ("content"), or for
+    every page when it is the same on all ("reader")."""
     if not _NAME.match(name):
         raise ValueError(f"A personal part's name is lower-case letters and underscores, not {name!r}.")
 
     def register(filler: Filler) -> Filler:
         _fillers[name] = filler
         if kept:
-            _kept[name] = "reader" if kept == "reader" else "page"
+            _kept[name] = "page" if kept is True else kept
         return filler
 
     return register
@@ -215,14 +218,18 @@ def marked(name: str, html: str = "", **arguments: Any) -> str:
 class KeptParts:
     """A reader's parts kept in the cache, under keys that change with what they depend on: `reader` (their
     session and CSRF cookie, which their forms carry), their own generation, and for a part kept per page,
-    `page_version` (the generations of what the page shows). The reader's facts come in the same read."""
+    `page_version` (the generations of what the page shows) or `content_version` (the same but its
+    comments'). The reader's facts come in the same read."""
 
-    def __init__(self, *, reader: str, user_id: int, page_version: str, reader_version: int) -> None:
-        self.page_version = page_version
+    def __init__(
+        self, *, reader: str, user_id: int, page_version: str, content_version: str, reader_version: int
+    ) -> None:
+        self.content_version = content_version
         self.reader_version = reader_version
         self.facts_key = facts_key(user_id, reader_version)
         self._versions = {
             "page": _digest(f"{reader}|{page_version}|{reader_version}"),
+            "content": _digest(f"{reader}|{content_version}|{reader_version}"),
             "reader": _digest(f"{reader}|{reader_version}"),
         }
 
@@ -252,7 +259,7 @@ def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -
     keys: dict[int, str] = {}
     context = fill_for(request)
     if kept is not None:
-        context.page_version, context.reader_version = kept.page_version, kept.reader_version
+        context.content_version, context.reader_version = kept.content_version, kept.reader_version
         keys = {i: kept.key(m.group(1), m.group(2)) for i, m in enumerate(found) if m.group(1) in _kept}
         stored, context.kept_facts = kept.get_many(list(keys.values()))
         for index, key in keys.items():

@@ -65,6 +65,12 @@ def story_scope(slug: str) -> str:
     return f"story:{slug}"
 
 
+def discussion_scope(slug: str) -> str:
+    """A story's comments: apart from the story itself, so what a page shows besides them (a reader's
+    comment form, their follow buttons) need not be made anew with every comment."""
+    return f"discussion:{slug}"
+
+
 def reader_scope(user_id: int) -> str:
     """What one signed-in reader did: bumped by every form they send, so their kept parts are made anew."""
     return f"reader:{user_id}"
@@ -113,7 +119,7 @@ def reader_did_something(user_id: int) -> None:
 def story_discussion_changed(slug: str) -> None:
     """Invalidate one story's page, thread and comment pages (a comment came, went or changed); the lists'
     comment counts catch up within LIST_PAGE_CACHE_SECONDS."""
-    _bump([story_scope(slug)])
+    _bump([discussion_scope(slug)])
 
 
 def _bump(scopes: list[str]) -> None:
@@ -164,7 +170,7 @@ def shows_story(response: HttpResponse, story: "Story", *, beside: tuple["Story"
 def about_story(response: HttpResponse, story: "Story", *, beside: tuple["Story", ...] = ()) -> HttpResponse:
     """Say that a page (a thread, a comment's page) changes with this story and its discussion only."""
     others = tuple(story_scope(other.slug) for other in beside if other is not None)
-    response.page_scopes = (SITE, story_scope(story.slug), *others)
+    response.page_scopes = (SITE, story_scope(story.slug), discussion_scope(story.slug), *others)
     return response
 
 
@@ -191,12 +197,14 @@ def _expected_scopes(path: str) -> tuple[str, ...] | None:
     if page is None:
         return None
     if page.story_slug and page.story_slug in match.kwargs:
-        return (SITE, story_scope(match.kwargs[page.story_slug]))
+        slug = match.kwargs[page.story_slug]
+        return (SITE, story_scope(slug), discussion_scope(slug))
     return DEFAULT_SCOPES
 
 
 def _page_key(request: HttpRequest) -> str:
-    return "newsreader:pages:" + hashlib.blake2b(request.get_full_path().encode(), digest_size=16).hexdigest()
+    # v2: a story's discussion became a scope of its own, which pages kept before did not name.
+    return "newsreader:pages:v2:" + hashlib.blake2b(request.get_full_path().encode(), digest_size=16).hexdigest()
 
 
 def _respond(page: CachedPage) -> HttpResponse:
@@ -478,10 +486,12 @@ def _personalised(response: HttpResponse, request: HttpRequest, version: dict[st
         session = request.session.session_key or ""
         csrf_secret = request.COOKIES.get(settings.CSRF_COOKIE_NAME, "")
         reader_generation = version.pop(reader_scope(request.user.pk))
+        content = {scope: generation for scope, generation in version.items() if not scope.startswith("discussion:")}
         kept = personal.KeptParts(
             reader=f"{session}|{csrf_secret}",
             user_id=request.user.pk,
             page_version=str(sorted(version.items())),
+            content_version=str(sorted(content.items())),
             reader_version=reader_generation,
         )
     charset = response.charset

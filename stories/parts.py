@@ -52,7 +52,7 @@ def stories_reported(user) -> frozenset[int] | None:
     return limited_ids(reported.distinct())
 
 
-@part("label_report", kept=True)
+@part("label_report", kept="content")
 def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Is a label wrong?" and its form, for a signed-in reader; nothing for a visitor."""
     request = fill.request

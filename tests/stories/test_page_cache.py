@@ -203,7 +203,7 @@ def test_list_pages_are_kept_at_most_list_page_cache_seconds(settings, redis_cli
     visitor().get("/")
     visitor().get(story.get_absolute_url())
 
-    ttls = {redis_client.ttl(key) for key in redis_client.scan_iter("*newsreader:pages:[0-9a-f]*")}
+    ttls = {redis_client.ttl(key) for key in redis_client.scan_iter("*newsreader:pages:v2:*")}
 
     assert len(ttls) == 2 and min(ttls) <= 45 < max(ttls) <= 600
 

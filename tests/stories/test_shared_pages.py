@@ -2,6 +2,7 @@
 personal parts (name, forms, held comments, messages) filled in, and nothing of theirs is ever kept."""
 
 import re
+from collections import Counter
 
 import pytest
 from django.contrib.auth.models import Group
@@ -274,3 +275,32 @@ def test_a_reader_with_more_than_a_fact_holds_gets_their_answers_from_the_databa
     assert follows_selectors.saved_story_ids(reader) is None
     for story in saved:
         assert b"Remove from saved" in client.get(story.get_absolute_url()).content
+
+
+def test_a_new_comment_makes_only_the_readers_parts_about_comments_anew(monkeypatch):
+    story = StoryFactory()
+    made = Counter()
+    for name in ("comment_form", "story_follow", "label_report", "pending_comments", "comment_actions"):
+        monkeypatch.setitem(personal._fillers, name, counted(personal._fillers[name], name, made))
+    client = signed_in(UserFactory())
+    for _ in range(2):
+        client.get(story.get_absolute_url())
+    made.clear()
+
+    CommentFactory(story=story, body_source="The ferry timetable changed again")
+    pagecache.story_discussion_changed(story.slug)  # as the comment services do
+    page = client.get(story.get_absolute_url()).content.decode()
+
+    assert "The ferry timetable changed again" in page and "Report</a>" in page and "Post comment" in page
+    assert made == {"pending_comments": 1, "comment_actions": 1}
+
+
+def counted(filler, name: str, made: Counter):
+    """The filler, counting the times it makes a signed-in reader's parts (not the visitor's, on the shared page)."""
+
+    def filling(fill, occurrences):
+        if fill.request.user.is_authenticated:
+            made[name] += 1
+        return filler(fill, occurrences)
+
+    return filling
