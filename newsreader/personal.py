@@ -17,10 +17,11 @@ visitor's version, so a part's markup lives in one place.
 A part's arguments are what its filler needs to know which story or comment it is about: numbers and
 slugs only, since they are written into the page.
 
-A part registered with `kept=True` is also kept per reader for KEPT_PART_SECONDS (`KeptParts`), under
-a key made of the reader's session and CSRF cookie, the generations of what the page shows and the
+A part registered with `kept=True` is also kept per reader for KEPT_PART_SECONDS (`KeptParts`), in
+the process that made it (a cache round trip would cost about what making most parts does), under a
+key made of the reader's session and CSRF cookie, the generations of what the page shows and the
 reader's own generation, which every form they send bumps: a reader's next page after anything they
-do is made afresh, and the rest of the time their parts cost one cache read. A part registered with
+do is made afresh, and the rest of the time their parts cost nothing. A part registered with
 `kept="content"` does not depend on the page's comments (the comment form, the follow buttons), so a
 new comment leaves it kept; one registered with `kept="reader"` is the same on every page (the
 header's links), so it is kept per reader whatever the page. What changes by itself (an edit window
@@ -34,7 +35,8 @@ Making a reader's parts for a page they have not seen yet costs no query either,
     process for that version;
   - what they need to know about the reader (their standing, what they follow and saved, the stories
     they commented on) are *reader facts*: small sets registered with `@reader_fact(name)`, made
-    together once per reader's generation and kept for READER_FACTS_SECONDS (`Fill.facts`). A fact
+    together once per reader's generation and kept in the process for READER_FACTS_SECONDS
+    (`Fill.facts`). A fact
     answers "certainly not" cheaply ("this reader never commented on story 42") and leaves "maybe"
     to a query, so a fact that lags can cost a query, never a wrong answer, except for the reader's
     standing, which follows the same bound as the kept parts.
@@ -42,12 +44,12 @@ Making a reader's parts for a page they have not seen yet costs no query either,
 
 import hashlib
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -63,12 +65,16 @@ Kept = Literal["page", "content", "reader"]
 _kept: dict[str, Kept] = {}
 _fact_makers: dict[str, FactMaker] = {}
 KEPT_PART_SECONDS = 60
-KEPT_PART_PREFIX = "newsreader:parts:"
 READER_FACTS_SECONDS = KEPT_PART_SECONDS
 # A reader fact is a set of at most this many ids; a reader with more gets None ("ask the database").
 READER_FACT_LIMIT = 2_000
-# Versions of pages whose shared lookups a process keeps (each a story and its labels, a few KB).
-SHARED_PAGE_VERSIONS = 2_000
+# What one process keeps at most, the least recently used forgotten first: readers' parts (most under
+# 2 KB, the label-report form up to about 10 KB), readers' facts, and lookups about versions of pages
+# (a story and its labels, a few KB).
+KEPT_PARTS_IN_PROCESS = 10_000
+READERS_FACTS_IN_PROCESS = 10_000
+SHARED_LOOKUPS_IN_PROCESS = 8_000
+SHARED_LOOKUP_SECONDS = 600
 # Written by a kept part where each copy needs a value of its own (a form's idempotency key).
 FRESH_UUID = "00000000-f7e5-4000-8000-000000000000"
 _NAME = re.compile(r"[a-z][a-z_]*\Z")
@@ -90,8 +96,6 @@ class Fill:
         self.request = request
         self.content_version = content_version
         self.reader_version = reader_version
-        # The reader's facts when they came with their kept parts (KeptParts.get_many).
-        self.kept_facts: dict[str, Any] | None = None
         self._memo: dict[Any, Any] = {}
 
     def once(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -108,44 +112,68 @@ class Fill:
         return _shared_lookups.get((self.content_version, key), compute)
 
     def facts(self, name: str) -> Any:
-        """The signed-in reader's fact `name` (registered with `reader_fact`): all of them come from the cache
-        in one read, or are made together and kept for their generation; without one, each is made alone."""
-        if self.reader_version is None:
-            return self.once((_FACTS, name), lambda: _fact_makers[name](self.request.user))
-        return self.once(_FACTS, self._kept_facts)[name]
-
-    def _kept_facts(self) -> dict[str, Any]:
+        """The signed-in reader's fact `name` (registered with `reader_fact`): all of them are made together
+        and kept for the reader's generation; without one, each is made alone, for this request."""
         user = self.request.user
-        key = facts_key(user.pk, self.reader_version)
-        found = self.kept_facts if self.kept_facts is not None else cache.get(key)
-        if found is None or found.keys() != _fact_makers.keys():
-            found = {name: make(user) for name, make in _fact_makers.items()}
-            cache.set(key, found, READER_FACTS_SECONDS)
-        return found
+        if self.reader_version is None:
+            return self.once((_FACTS, name), lambda: _fact_makers[name](user))
+        # The account's creation too: a database may give a deleted account's id to a new one.
+        key = (user.pk, getattr(user, "date_joined", None), self.reader_version)
+        facts = _kept_facts.get(key, lambda: {name: make(user) for name, make in _fact_makers.items()})
+        return facts[name]
 
 
 _FACTS = object()
 
 
-class _SharedLookups:
-    """What fillers looked up about versions of pages, the least recently used version forgotten first."""
+class _KeptHere:
+    """Values this process keeps for `seconds`, the least recently used forgotten first past `size`."""
 
-    def __init__(self, versions: int) -> None:
-        self.versions = versions
-        self.kept: OrderedDict[tuple[str, Any], Any] = OrderedDict()
+    def __init__(self, size: int, seconds: float) -> None:
+        self.size = size
+        self.seconds = seconds
+        self.kept: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
 
-    def get(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
-        try:
+    def get_many(self, keys: list[Any]) -> dict[Any, Any]:
+        now = time.monotonic()
+        found = {}
+        for key in keys:
+            entry = self.kept.get(key)
+            if entry is not None and entry[0] > now:
+                self.kept.move_to_end(key)
+                found[key] = entry[1]
+        return found
+
+    def set_many(self, values: dict[Any, Any]) -> None:
+        expires = time.monotonic() + self.seconds
+        for key, value in values.items():
+            self.kept[key] = (expires, value)
             self.kept.move_to_end(key)
-            return self.kept[key]
-        except KeyError:
-            value = self.kept[key] = compute()
-            while len(self.kept) > self.versions:
-                self.kept.popitem(last=False)
-            return value
+        while len(self.kept) > self.size:
+            self.kept.popitem(last=False)
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """The value kept under `key`, or `compute()`'s, kept."""
+        found = self.get_many([key])
+        if key in found:
+            return found[key]
+        value = compute()
+        self.set_many({key: value})
+        return value
+
+    def clear(self) -> None:
+        self.kept.clear()
 
 
-_shared_lookups = _SharedLookups(SHARED_PAGE_VERSIONS * 4)
+_kept_parts = _KeptHere(KEPT_PARTS_IN_PROCESS, KEPT_PART_SECONDS)
+_kept_facts = _KeptHere(READERS_FACTS_IN_PROCESS, READER_FACTS_SECONDS)
+_shared_lookups = _KeptHere(SHARED_LOOKUPS_IN_PROCESS, SHARED_LOOKUP_SECONDS)
+
+
+def forget_everything_kept() -> None:
+    """Empty what this process keeps (for tests, which start each with empty caches)."""
+    for kept in (_kept_parts, _kept_facts, _shared_lookups):
+        kept.clear()
 
 
 def part(name: str, *, kept: bool | Kept = False) -> Callable[[Filler], Filler]:
@@ -172,10 +200,6 @@ def reader_fact(name: str) -> Callable[[FactMaker], FactMaker]:
         return maker
 
     return register
-
-
-def facts_key(user_id: int, reader_version: int) -> str:
-    return f"{KEPT_PART_PREFIX}facts:{user_id}:{reader_version}"
 
 
 def limited_ids(values) -> frozenset | None:
@@ -216,17 +240,14 @@ def marked(name: str, html: str = "", **arguments: Any) -> str:
 
 
 class KeptParts:
-    """A reader's parts kept in the cache, under keys that change with what they depend on: `reader` (their
-    session and CSRF cookie, which their forms carry), their own generation, and for a part kept per page,
-    `page_version` (the generations of what the page shows) or `content_version` (the same but its
-    comments'). The reader's facts come in the same read."""
+    """A reader's parts kept in this process, under keys that change with what they depend on: `reader`
+    (their session and CSRF cookie, which their forms carry), their own generation, and for a part kept
+    per page, `page_version` (the generations of what the page shows) or `content_version` (the same but
+    its comments')."""
 
-    def __init__(
-        self, *, reader: str, user_id: int, page_version: str, content_version: str, reader_version: int
-    ) -> None:
+    def __init__(self, *, reader: str, page_version: str, content_version: str, reader_version: int) -> None:
         self.content_version = content_version
         self.reader_version = reader_version
-        self.facts_key = facts_key(user_id, reader_version)
         self._versions = {
             "page": _digest(f"{reader}|{page_version}|{reader_version}"),
             "content": _digest(f"{reader}|{content_version}|{reader_version}"),
@@ -234,15 +255,13 @@ class KeptParts:
         }
 
     def key(self, name: str, arguments: str) -> str:
-        return f"{KEPT_PART_PREFIX}{self._versions[_kept[name]]}:{name}:{arguments.strip().replace(' ', '&')}"
+        return f"{self._versions[_kept[name]]}:{name}:{arguments.strip().replace(' ', '&')}"
 
-    def get_many(self, keys: list[str]) -> tuple[dict[str, str], dict[str, Any] | None]:
-        """The parts kept under `keys`, and the reader's facts."""
-        found = cache.get_many([*keys, self.facts_key])
-        return found, found.pop(self.facts_key, None)
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        return _kept_parts.get_many(keys)
 
     def set_many(self, parts: dict[str, str]) -> None:
-        cache.set_many(parts, KEPT_PART_SECONDS)
+        _kept_parts.set_many(parts)
 
 
 def _digest(text: str) -> str:
@@ -251,7 +270,7 @@ def _digest(text: str) -> str:
 
 def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -> str:
     """The page with each personal part made for `request`'s reader, and the markers taken out; parts
-    registered as kept are read from `kept` when it has them (one cache read), and left there when not."""
+    registered as kept are read from `kept` when it has them, and left there when not."""
     if "<!--nr:p " not in content:
         return content
     found = list(_MARKED.finditer(content))
@@ -261,7 +280,7 @@ def fill(content: str, request: HttpRequest, *, kept: KeptParts | None = None) -
     if kept is not None:
         context.content_version, context.reader_version = kept.content_version, kept.reader_version
         keys = {i: kept.key(m.group(1), m.group(2)) for i, m in enumerate(found) if m.group(1) in _kept}
-        stored, context.kept_facts = kept.get_many(list(keys.values()))
+        stored = kept.get_many(list(keys.values()))
         for index, key in keys.items():
             filled[index] = stored.get(key)
     by_name: dict[str, list[int]] = {}

@@ -489,7 +489,6 @@ def _personalised(response: HttpResponse, request: HttpRequest, version: dict[st
         content = {scope: generation for scope, generation in version.items() if not scope.startswith("discussion:")}
         kept = personal.KeptParts(
             reader=f"{session}|{csrf_secret}",
-            user_id=request.user.pk,
             page_version=str(sorted(version.items())),
             content_version=str(sorted(content.items())),
             reader_version=reader_generation,

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from newsreader import personal
 from newsreader.cache import redis_outage
 from stories import viewcounts
 
@@ -44,6 +45,7 @@ def fresh_cache():
     and an outage from earlier tests must not leak in."""
     redis_outage.reset()
     cache.clear()
+    personal.forget_everything_kept()
     yield
     cache.clear()
 

@@ -75,3 +75,25 @@ def test_a_page_without_parts_is_left_as_it_is():
 def test_arguments_are_numbers_and_slugs_only(value):
     with pytest.raises(ValueError, match="numbers or slugs"):
         personal.render(request_for(AnonymousUser()), "greeting", story=value)
+
+
+def test_what_a_process_keeps_expires_and_the_least_recently_used_goes_first(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(personal.time, "monotonic", lambda: now[0])
+    kept = personal._KeptHere(size=2, seconds=60)
+    kept.set_many({"a": 1, "b": 2})
+    kept.get_many(["a"])
+
+    kept.set_many({"c": 3})
+
+    assert kept.get_many(["a", "b", "c"]) == {"a": 1, "c": 3}
+    now[0] += 61
+    assert kept.get_many(["a", "c"]) == {}
+    assert kept.get("a", lambda: 4) == 4 and kept.get("a", lambda: 5) == 4
+
+
+def test_a_fact_over_the_limit_is_unknown_not_cut_short(monkeypatch):
+    monkeypatch.setattr(personal, "READER_FACT_LIMIT", 3)
+
+    assert personal.limited_ids([1, 2, 3]) == frozenset({1, 2, 3})
+    assert personal.limited_ids([1, 2, 3, 4]) is None
