@@ -9,7 +9,6 @@ still awaiting moderation, which nobody else sees.
 from collections import defaultdict
 from urllib.parse import quote
 
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -79,13 +78,15 @@ def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         if viewer is None:
             forms.append("")
             continue
+        story = story_for_parts(fill, arguments["story"])
         context = {
-            "story": story_for_parts(fill, arguments["story"]),
-            "viewer": viewer,
-            # Kept for the reader a while: each copy of the form gets a key of its own when it is sent out.
+            "story": story,
+            "notice": viewer.notice,
+            # Each copy of the form gets a key of its own when it is sent out.
             "form": CommentForm(initial={"idempotency_key": FRESH_UUID}) if viewer.can_post else None,
         }
-        forms.append(render_to_string("comments/_top_form.html", context, fill.request))
+        state = (story.pk, viewer.can_post, viewer.notice)
+        forms.append(fill.shared_render("comments/_top_form.html", context, key=state))
     return forms
 
 

@@ -21,16 +21,19 @@ def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     for arguments in occurrences:
         slug = arguments["slug"]
         context = {"story_url": reverse("stories:detail", kwargs={"slug": slug}), "slug": slug}
-        if request.user.is_authenticated:
-            story = story_for_parts(fill, arguments["story"], with_tags=True)
-            if story is None:
-                panels.append("")
-                continue
-            targets, saved = selectors.story_targets(
-                reader=request.user, story=story, followed=fill.facts("followed"), saved=fill.facts("saved")
-            )
-            context["follow_panel"] = {"targets": targets, "saved": saved}
-        panels.append(render_to_string("follows/_story_actions.html", context, request))
+        if not request.user.is_authenticated:
+            panels.append(render_to_string("follows/_story_actions.html", context, request))
+            continue
+        story = story_for_parts(fill, arguments["story"], with_tags=True)
+        if story is None:
+            panels.append("")
+            continue
+        targets, saved = selectors.story_targets(
+            reader=request.user, story=story, followed=fill.facts("followed"), saved=fill.facts("saved")
+        )
+        context["follow_panel"] = {"targets": targets, "saved": saved}
+        state = (story.pk, slug, saved, *(target.followed for target in targets))
+        panels.append(fill.shared_render("follows/_story_actions.html", context, key=state))
     return panels
 
 
@@ -41,11 +44,19 @@ def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     filters = StoryFilters.from_query(request.GET)
     if not any((filters.section, filters.tag, filters.region, filters.source)):
         return ["" for _ in occurrences]
-    context = {"filters": filters}
-    if request.user.is_authenticated:
-        labels = {chip["kind"]: chip["label"] for chip in filter_labels(filters)}
-        context["follow_targets"] = selectors.filter_targets(
-            reader=request.user, filters=filters, labels=labels, followed=fill.facts("followed")
-        )
-    html = render_to_string("follows/_filter_follow.html", context, request)
+    context = {"filters": filters, "next": request.get_full_path(), "signed_in": request.user.is_authenticated}
+    if not request.user.is_authenticated:
+        html = render_to_string("follows/_filter_follow.html", context)
+        return [html for _ in occurrences]
+    labels = fill.shared(("filter_labels", context["next"]), lambda: _labels(filters))
+    targets = selectors.filter_targets(
+        reader=request.user, filters=filters, labels=labels, followed=fill.facts("followed")
+    )
+    context["follow_targets"] = targets
+    state = (context["next"], *(target.followed for target in targets))
+    html = fill.shared_render("follows/_filter_follow.html", context, key=state)
     return [html for _ in occurrences]
+
+
+def _labels(filters: StoryFilters) -> dict[str, str]:
+    return {chip["kind"]: chip["label"] for chip in filter_labels(filters)}

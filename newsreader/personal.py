@@ -51,6 +51,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -77,6 +79,8 @@ SHARED_LOOKUPS_IN_PROCESS = 8_000
 SHARED_LOOKUP_SECONDS = 600
 # Written by a kept part where each copy needs a value of its own (a form's idempotency key).
 FRESH_UUID = "00000000-f7e5-4000-8000-000000000000"
+# Written by a part made once for many readers (`Fill.shared_render`) where each reader's CSRF token goes.
+CSRF_PLACEHOLDER = "nr-csrf-placeholder-8c1f0a7e"
 _NAME = re.compile(r"[a-z][a-z_]*\Z")
 _ARGUMENT_VALUE = re.compile(r"[\w.-]*\Z", re.ASCII)
 _MARKED = re.compile(r"<!--nr:p ([a-z_]+)((?: [a-z_]+=[\w.-]*)*)-->(.*?)<!--/nr:p-->", re.ASCII | re.DOTALL)
@@ -110,6 +114,18 @@ class Fill:
         if self.content_version is None:
             return self.once(key, compute)
         return _shared_lookups.get((self.content_version, key), compute)
+
+    def shared_render(self, template: str, context: dict[str, Any], *, key: Any) -> str:
+        """`template` rendered with `context` once for every reader of this version of the page who has the
+        same `key` (the few facts about them the part shows: followed or not, saved or not), with this
+        reader's CSRF token put in. The template gets no request: only `context`, which must hold nothing
+        of the reader but what `key` says."""
+        html = self.shared(
+            ("render", template, key),
+            lambda: render_to_string(template, {**context, "csrf_token": CSRF_PLACEHOLDER}),
+        )
+        # The template escaped what it showed; a CSRF token is letters and digits.
+        return mark_safe(html.replace(CSRF_PLACEHOLDER, get_token(self.request)))  # noqa: S308
 
     def facts(self, name: str) -> Any:
         """The signed-in reader's fact `name` (registered with `reader_fact`): all of them are made together

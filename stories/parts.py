@@ -1,7 +1,6 @@
 """The story page's personal parts (newsreader/personal.py), and the story every part of a page can share."""
 
 from django.db.models import Prefetch, prefetch_related_objects
-from django.template.loader import render_to_string
 
 from newsreader.personal import Fill, limited_ids, part, reader_fact
 
@@ -71,5 +70,6 @@ def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
             reported=fill.facts("label_reported"),
         )
         context = {"story": story, "label_report": form}
-        forms.append(render_to_string("stories/_label_report.html", context, request))
+        state = (story.pk, form["already_reported"])
+        forms.append(fill.shared_render("stories/_label_report.html", context, key=state))
     return forms
