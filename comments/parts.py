@@ -6,6 +6,7 @@ or the notice saying why they may not post, their link to their own comments, an
 still awaiting moderation, which nobody else sees.
 """
 
+import functools
 from collections import defaultdict
 from urllib.parse import quote
 
@@ -33,7 +34,10 @@ def viewer_for_parts(fill: Fill, story_id: str | int) -> selectors.Viewer | None
     # A change to the rules changes every page's version (comments.signals), so the rules are kept with it.
     rules = fill.shared("moderation_rules", moderation.active_rules)
     return fill.once(
-        ("viewer", story.pk), lambda: selectors.viewer_for(fill.request, story, rules, standing=fill.facts("standing"))
+        ("viewer", story.pk),
+        lambda: selectors.viewer_for(
+            fill.request, story, rules, standing=fill.facts("standing"), csrf_token=fill.csrf_token()
+        ),
     )
 
 
@@ -79,15 +83,20 @@ def comment_form(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
             forms.append("")
             continue
         story = story_for_parts(fill, arguments["story"])
-        context = {
-            "story": story,
-            "notice": viewer.notice,
-            # Each copy of the form gets a key of its own when it is sent out.
-            "form": CommentForm(initial={"idempotency_key": FRESH_UUID}) if viewer.can_post else None,
-        }
         state = (story.pk, viewer.can_post, viewer.notice)
-        forms.append(fill.shared_render("comments/_top_form.html", context, key=state))
+        forms.append(
+            fill.shared_render("comments/_top_form.html", functools.partial(_form_context, story, viewer), key=state)
+        )
     return forms
+
+
+def _form_context(story, viewer: selectors.Viewer) -> dict:
+    return {
+        "story": story,
+        "notice": viewer.notice,
+        # Each copy of the form gets a key of its own when it is sent out.
+        "form": CommentForm(initial={"idempotency_key": FRESH_UUID}) if viewer.can_post else None,
+    }
 
 
 @part("pending_comments", kept=True)

@@ -133,10 +133,16 @@ def parse_start(value: str | None) -> int:
 
 
 def viewer_for(
-    request: HttpRequest, story: Story, rules: tuple[moderation.Rule, ...], *, standing: dict | None = None
+    request: HttpRequest,
+    story: Story,
+    rules: tuple[moderation.Rule, ...],
+    *,
+    standing: dict | None = None,
+    csrf_token: str | None = None,
 ) -> Viewer:
     """The reader of this request and whether they may post (`moderation.refusal` says why not); one query
-    for a signed-in reader (their `standing`, unless the caller knows it), none otherwise."""
+    for a signed-in reader (their `standing`, unless the caller knows it), none otherwise. `csrf_token`: the
+    request's, when the caller has it already."""
     mode = moderation.effective_mode(story, rules)
     if not request.user.is_authenticated:
         return Viewer(mode=mode)
@@ -165,7 +171,7 @@ def viewer_for(
         now=now,
         in_good_standing=bool(in_good_standing),
         can_moderate=standing["can_moderate"],
-        csrf_token=get_token(request),
+        csrf_token=csrf_token or get_token(request),
     )
 
 

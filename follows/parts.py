@@ -33,7 +33,7 @@ def story_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         )
         context["follow_panel"] = {"targets": targets, "saved": saved}
         state = (story.pk, slug, saved, *(target.followed for target in targets))
-        panels.append(fill.shared_render("follows/_story_actions.html", context, key=state))
+        panels.append(fill.shared_render("follows/_story_actions.html", context.copy, key=state))
     return panels
 
 
@@ -54,7 +54,7 @@ def filter_follow(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     )
     context["follow_targets"] = targets
     state = (context["next"], *(target.followed for target in targets))
-    html = fill.shared_render("follows/_filter_follow.html", context, key=state)
+    html = fill.shared_render("follows/_filter_follow.html", context.copy, key=state)
     return [html for _ in occurrences]
 
 

@@ -115,17 +115,21 @@ class Fill:
             return self.once(key, compute)
         return _shared_lookups.get((self.content_version, key), compute)
 
-    def shared_render(self, template: str, context: dict[str, Any], *, key: Any) -> str:
-        """`template` rendered with `context` once for every reader of this version of the page who has the
+    def shared_render(self, template: str, context: Callable[[], dict[str, Any]], *, key: Any) -> str:
+        """`template` rendered with `context()` once for every reader of this version of the page who has the
         same `key` (the few facts about them the part shows: followed or not, saved or not), with this
-        reader's CSRF token put in. The template gets no request: only `context`, which must hold nothing
+        reader's CSRF token put in. The template gets no request: only the context, which must hold nothing
         of the reader but what `key` says."""
         html = self.shared(
             ("render", template, key),
-            lambda: render_to_string(template, {**context, "csrf_token": CSRF_PLACEHOLDER}),
+            lambda: render_to_string(template, {**context(), "csrf_token": CSRF_PLACEHOLDER}),
         )
         # The template escaped what it showed; a CSRF token is letters and digits.
-        return mark_safe(html.replace(CSRF_PLACEHOLDER, get_token(self.request)))  # noqa: S308
+        return mark_safe(html.replace(CSRF_PLACEHOLDER, self.csrf_token()))  # noqa: S308
+
+    def csrf_token(self) -> str:
+        """The reader's CSRF token, masked once for all their forms on the page (masking draws 32 random bytes)."""
+        return self.once("csrf_token", lambda: get_token(self.request))
 
     def facts(self, name: str) -> Any:
         """The signed-in reader's fact `name` (registered with `reader_fact`): all of them are made together

@@ -71,5 +71,5 @@ def label_report(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
         )
         context = {"story": story, "label_report": form}
         state = (story.pk, form["already_reported"])
-        forms.append(fill.shared_render("stories/_label_report.html", context, key=state))
+        forms.append(fill.shared_render("stories/_label_report.html", context.copy, key=state))
     return forms
