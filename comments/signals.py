@@ -81,13 +81,6 @@ def reader_standing_changed(sender, instance, raw: bool = False, **kwargs) -> No
         _reader_changed(instance.author_id if sender is Comment else instance.user_id)
 
 
-@receiver(post_save, sender=settings.AUTH_USER_MODEL)
-def reader_account_changed(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
-    """A new name or staff status shows in the header at once."""
-    if not (created or raw):
-        _reader_changed(instance.pk)
-
-
 @receiver(m2m_changed, sender=get_user_model().groups.through)
 @receiver(m2m_changed, sender=get_user_model().user_permissions.through)
 def reader_permissions_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:

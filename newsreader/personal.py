@@ -146,7 +146,7 @@ class Fill:
 _FACTS = object()
 
 
-class _KeptHere:
+class KeptHere:
     """Values this process keeps for `seconds`, the least recently used forgotten first past `size`."""
 
     def __init__(self, size: int, seconds: float) -> None:
@@ -185,9 +185,9 @@ class _KeptHere:
         self.kept.clear()
 
 
-_kept_parts = _KeptHere(KEPT_PARTS_IN_PROCESS, KEPT_PART_SECONDS)
-_kept_facts = _KeptHere(READERS_FACTS_IN_PROCESS, READER_FACTS_SECONDS)
-_shared_lookups = _KeptHere(SHARED_LOOKUPS_IN_PROCESS, SHARED_LOOKUP_SECONDS)
+_kept_parts = KeptHere(KEPT_PARTS_IN_PROCESS, KEPT_PART_SECONDS)
+_kept_facts = KeptHere(READERS_FACTS_IN_PROCESS, READER_FACTS_SECONDS)
+_shared_lookups = KeptHere(SHARED_LOOKUPS_IN_PROCESS, SHARED_LOOKUP_SECONDS)
 
 
 def forget_everything_kept() -> None:

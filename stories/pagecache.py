@@ -41,7 +41,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
-from newsreader import metrics, personal
+from newsreader import authentication, metrics, personal
 from newsreader.cache import UNREACHABLE
 
 from . import viewcounts
@@ -384,15 +384,23 @@ class ReaderPageCacheMiddleware:
             if user_id is not None:
                 reader_did_something(user_id)
             return response
-        expected_scopes = _reader_read_scopes(request)
-        if expected_scopes is None:
+        expected_scopes = _expected_scopes(request.path_info) if request.method in ("GET", "HEAD") else None
+        # Who the session says is reading, before their account is loaded: their generation comes with the
+        # page, and with it the account this process kept for them (newsreader/authentication.py).
+        user_id = request.session.get(SESSION_KEY) if expected_scopes is not None else None
+        if user_id is None:
             return self.get_response(request)
-        reader = functools.cache(functools.partial(viewcounts.reader_key, request))
+        reader = functools.cache(functools.partial(viewcounts.user_key, user_id))
         key = _page_key(request)
         found = _Lookup(None, None)
         if settings.VISITOR_PAGE_CACHE_SECONDS > 0:
-            found = _fetch(key, expected_scopes=expected_scopes, reader=reader, also=(reader_scope(request.user.pk),))
+            found = _fetch(key, expected_scopes=expected_scopes, reader=reader, also=(reader_scope(user_id),))
             metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
+            if found.generations is not None:
+                authentication.use_reader_generation(request, user_id, found.generations[reader_scope(user_id)])
+        if not request.user.is_authenticated:
+            # The session names an account it no longer stands for (a new password, a closed account).
+            return self.get_response(request)
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, reader)
@@ -434,13 +442,6 @@ def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> Non
     headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
     kept = {scope: generations[scope] for scope in scopes}
     _keep(key, CachedPage(kept, response.content, headers, story_id), seconds=seconds)
-
-
-def _reader_read_scopes(request: HttpRequest) -> tuple[str, ...] | None:
-    """For a signed-in reader's read of a `visitor_page` view, what the page is expected to depend on."""
-    if request.method not in ("GET", "HEAD") or not request.user.is_authenticated:
-        return None
-    return _expected_scopes(request.path_info)
 
 
 def _as_visitor(request: HttpRequest, *, reader: str) -> HttpRequest:

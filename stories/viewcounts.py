@@ -54,8 +54,13 @@ def reader_key(request: HttpRequest) -> str:
         # A signed-in reader's page rendered for them as a visitor's (stories.pagecache): still theirs.
         return pseudonym
     if request.user.is_authenticated:
-        return _daily_pseudonym(f"user:{request.user.pk}")
+        return user_key(request.user.pk)
     return visitor_key(request)
+
+
+def user_key(user_id) -> str:
+    """A signed-in reader's daily pseudonym."""
+    return _daily_pseudonym(f"user:{user_id}")
 
 
 def visitor_key(request: HttpRequest) -> str:

@@ -80,7 +80,7 @@ def test_arguments_are_numbers_and_slugs_only(value):
 def test_what_a_process_keeps_expires_and_the_least_recently_used_goes_first(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(personal.time, "monotonic", lambda: now[0])
-    kept = personal._KeptHere(size=2, seconds=60)
+    kept = personal.KeptHere(size=2, seconds=60)
     kept.set_many({"a": 1, "b": 2})
     kept.get_many(["a"])
 
