@@ -84,12 +84,11 @@ def html_to_text(html: str) -> str:
     if not html:
         return ""
     # A space before every tag keeps words of adjacent blocks apart once the tags are gone.
-    spaced = _TAG_START.sub(" <", html)
+    spaced = html.replace("<", " <")
     text = _nh3_text_cleaner.clean(spaced)
     return " ".join(html_lib.unescape(text).split())
 
 
-_TAG_START = re.compile(r"<")
 _nh3_text_cleaner = nh3.Cleaner(tags=set(), clean_content_tags=set(_NH3_CONTENT_DROPPED))
 
 
@@ -199,10 +198,11 @@ def _bleach_result_without_parsing(html: str) -> str | None:
                 continue
             if not _may_contain(container, tag, stack):
                 return None
-            attributes = _kept_attributes(tag, token.group("attributes"))
+            written = token.group("attributes")
+            attributes = _kept_attributes(tag, written) if written else ""
             if attributes is None:
                 return None
-            if attributes != token.group("attributes"):
+            if attributes != written:
                 changed = True
                 pieces.append(f"<{tag}{attributes}>")
                 if tag not in _VOID_TAGS:

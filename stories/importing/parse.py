@@ -205,9 +205,16 @@ _XML_MEDIA_TYPES = frozenset(
 
 
 def _xml_entry(parsed: feedparser.FeedParserDict, *, feed_url: str, now: datetime) -> ParsedEntry:
-    # FeedParserDict's lookups (aliases, computed keys) cost more than the rest of this function: read a plain
-    # copy, and the one computed key used, "enclosures", from the original.
+    # FeedParserDict's lookups (aliases, computed keys) cost more than the rest of this function: read plain
+    # copies of the entry and of the parts read key by key, and the one computed key used, "enclosures", from
+    # the original.
     entry = dict(parsed)
+    for name in ("title_detail", "summary_detail", "author_detail"):
+        if entry.get(name):
+            entry[name] = dict(entry[name])
+    for name in ("content", "tags"):
+        if entry.get(name):
+            entry[name] = [dict(part) for part in entry[name]]
     base = _entry_base(entry, feed_url)
     published, clamped = _entry_date(entry, now=now)
     return ParsedEntry(
@@ -508,6 +515,9 @@ def _web_url(value: str, *, base: str) -> str:
     value = (value or "").strip()
     if not value:
         return ""
+    joined = feedparser_patches.plainly_joined(base, value)
+    if joined is not None:
+        return joined
     try:
         absolute = urllib.parse.urljoin(base, value)
         parts = urllib.parse.urlsplit(absolute)

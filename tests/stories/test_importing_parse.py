@@ -2,10 +2,14 @@
 and XML that cannot make the parser expand entities, read a file or reach the network."""
 
 import contextlib
+import copy
+import io
 import json
 import random
 import re
 import sys
+import time
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from html import escape as html_escape
 
@@ -158,13 +162,126 @@ def test_feeds_read_the_same_with_and_without_the_patches_that_make_feedparser_f
         return read
 
     patched = read_all()
-    for name in feedparser_patches.SPEED_PATCHES:
-        monkeypatch.setattr(feedparser_patches.feedparser.mixin, name, feedparser_patches._originals[name])
+    _restore_speed_patches(monkeypatch)
     monkeypatch.setattr(
         feedparser_patches, "resolve_relative_uris", feedparser_patches._originals["resolve_relative_uris"]
     )
+    assert feedparser_patches.feedparser.urls._urljoin is feedparser_patches._originals["_urljoin"]
 
     assert read_all() == patched
+
+
+def _restore_speed_patches(monkeypatch) -> None:
+    for owner, name in feedparser_patches.PATCHED_TARGETS:
+        if name in feedparser_patches.SPEED_PATCHES:
+            monkeypatch.setattr(owner, name, feedparser_patches._originals[name])
+
+
+def _tree(value):
+    """A parse result as nested plain values, with each mapping's class: equal trees mean equal results."""
+    if isinstance(value, dict):
+        items = {key: _tree(item) for key, item in value.items() if key != "bozo_exception"}
+        return (type(value).__name__, items)
+    if isinstance(value, list | tuple) and not isinstance(value, time.struct_time):
+        return [_tree(item) for item in value]
+    return value
+
+
+def test_feedparser_gives_the_same_results_with_and_without_the_patches_that_make_it_faster(monkeypatch):
+    files = sorted(path for path in shared_data("feeds").rglob("*") if path.is_file())
+    documents = [path.read_bytes() for path in files] + [_relative_links_feed(), _relative_links_feed(atom=True)]
+    bases = (FEED_URL, "http://example.com/a/b/feed.xml?edition=1&lang=en", "")
+
+    def parse_all() -> list:
+        results = []
+        for number, document in enumerate(documents):
+            headers = {"content-location": bases[number % len(bases)], "content-type": "application/xml"}
+            try:
+                result = feedparser_patches.feedparser.parse(
+                    io.BytesIO(document), response_headers=headers, sanitize_html=False
+                )
+            except feedparser_patches.FeedRefused as error:
+                results.append(str(error))
+                continue
+            results.append(_tree({"feed": result.get("feed"), "entries": result.get("entries")}))
+        return results
+
+    feedparser_patches.apply()
+    patched = parse_all()
+    _restore_speed_patches(monkeypatch)
+
+    assert parse_all() == patched
+    assert sum(len(result[1]["entries"]) for result in patched if isinstance(result, tuple)) > 1000
+
+
+def _relative_links_feed(*, atom: bool = False) -> bytes:
+    """Entries whose links, GUIDs and HTML point every way a feed may: absolute, from the host, from the
+    feed's directory, with dot segments, queries and fragments, under xml:base."""
+    links = ["https://news.example.org/a?b=1#c", "/story/1", "story/2?x=1", "../up", "./here", "//other.org/x"]
+    links += ["/a//b", "HTTPS://News.example.org/Caps", "mailto:desk@example.org", "?only=query", "#only", "a;p"]
+    if atom:
+        entries = "".join(
+            f'<entry xml:base="{("/base/", "https://b.example.org/x/", "sub/")[n % 3]}"><title>Story {n}</title>'
+            f'<id>{link}</id><link href="{html_escape(link)}"/>'
+            f'<content type="html">{html_escape(f"<p><a href={link!r}>more</a></p>")}</content></entry>'
+            for n, link in enumerate(links)
+        )
+        return f'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>{entries}</feed>'.encode()
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{html_escape(link)}</link><guid>{html_escape(link)}</guid>"
+        f"<description>{html_escape(f'<p><a href={link!r}>more</a> <img src={link!r}></p>')}</description></item>"
+        for n, link in enumerate(links)
+    )
+    return f'<rss version="2.0"><channel><title>T</title><link>/</link>{items}</channel></rss>'.encode()
+
+
+def test_urls_join_to_the_string_feedparser_gives_without_the_plain_url_shortcut():
+    pieces = ["http:", "https:", "HTTP:", "//", "/", "a", "B", "7", ".", "..", "?", "#", ";", ":", "@", "%20", "&"]
+    pieces += ["=", " ", "\t", "~", "[", "]", "é", "news.example.org", ":8080", "mailto:", "javascript:", "'", "-"]
+    bases = [FEED_URL, "https://news.example.org/a/b/?q=1", "", "http://example.com", "http://example.com/"]
+    bases += ["http://e.com/a//b/c", "http://e.com/a/./b", "https://u:p@h.org/x", "HTTPS://H.org/a/b;p?q#f"]
+    bases += ["ftp://x.org/a", "http://[::1]/a/", "http://[::1/a", "/relative/base", "http://:80/a"]
+    rng = random.Random(3)
+    original = feedparser_patches._originals["_urljoin"]
+    shortcut = 0
+
+    for _ in range(100_000):
+        uri = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        base = rng.choice([*bases, "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))])
+        assert feedparser_patches.join_url(base, uri) == original(base, uri), (base, uri)
+        joined = feedparser_patches.plainly_joined(base, uri)
+        if joined is not None:
+            shortcut += 1
+            assert joined == urllib.parse.urljoin(base, uri), (base, uri)
+            assert urllib.parse.urlsplit(joined).scheme in ("http", "https")
+            assert urllib.parse.urlsplit(joined).hostname, (base, uri)
+
+    assert shortcut > 2_000
+    for base, uri, joined in [
+        (
+            FEED_URL,
+            "https://news.example.org/story/1?utm_source=rss#top",
+            "https://news.example.org/story/1?utm_source=rss#top",
+        ),
+        (FEED_URL, "/story/1", "https://news.example.org/story/1"),
+        (FEED_URL, "story-1", "https://news.example.org/feeds/story-1"),
+    ]:
+        assert feedparser_patches.plainly_joined(base, uri) == joined
+
+
+def test_content_parameters_copy_as_feedparser_copies_them():
+    params = feedparser_patches._ContentParams(
+        feedparser_patches.feedparser.util.FeedParserDict({"type": "text/html", "language": None, "base": FEED_URL})
+    )
+    nested = feedparser_patches._ContentParams({"type": "text/html", "extra": ["a", {"b": 1}]})
+
+    for original in (params, nested):
+        copied = copy.deepcopy(original)
+        plain = copy.deepcopy(feedparser_patches.feedparser.util.FeedParserDict(original))
+        assert type(copied) is type(plain) is feedparser_patches.feedparser.util.FeedParserDict
+        assert copied == plain == original
+    assert copy.deepcopy(nested)["extra"] is not nested["extra"]
+    assert params.get("type") == "text/html" and params.get("mode", "xml") == "xml"
 
 
 def test_links_in_simple_html_resolve_to_the_string_feedparser_gives_without_its_sgml_parser(monkeypatch):

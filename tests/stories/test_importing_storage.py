@@ -1,10 +1,11 @@
 """New stories are written in a few statements, batch by batch, and come back exactly as they were built: every
 character of their text, their search vectors, signatures, tags and ids."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from stories.importing import dedupe, rows, service
 from stories.importing.parse import ParsedEntry
@@ -114,3 +115,63 @@ def test_a_long_feeds_stories_go_in_full_batches_and_a_small_last_one(count):
         assert batches == [(0, count)]
     else:
         assert batches[-1][1] - batches[-1][0] <= service.LAST_NEW_STORIES_PER_STATEMENT
+
+
+def test_a_story_made_from_field_values_is_the_story_keyword_arguments_make():
+    source = SourceFactory()
+    shared = {"source_id": source.pk, "section_id": None, "status": Story.Status.PUBLISHED}
+    own = {"entry_key": "key-1", "title": "Berth 1", "slug": "berth-1", "guid": "berth-1"}
+    make = service._StoryMaker(**shared)
+
+    made, other = make(**own), make(**{**own, "entry_key": "key-2"})
+    expected = Story(**shared, **own)
+
+    for field in Story._meta.concrete_fields:
+        if field.name not in ("published_at", "id"):
+            assert getattr(made, field.attname) == getattr(expected, field.attname), field.name
+    assert made.pk is None and made._state.adding
+    assert abs(made.published_at - expected.published_at) < timedelta(seconds=5)
+    assert made.label_confidence == {} and made.label_confidence is not other.label_confidence
+    assert made.pipeline_steps is not other.pipeline_steps
+
+
+def test_dates_signatures_and_missing_signatures_are_stored_as_built():
+    source = SourceFactory()
+    offset = timezone(timedelta(hours=5, minutes=30))
+    stories = [
+        Story(
+            source=source,
+            title=f"Berth {n}",
+            slug=f"berth-{n}",
+            entry_key=f"key-{n}",
+            published_at=datetime(2026, 1, 1, 8, 30, 15, 123456 * (n % 2), tzinfo=offset) + timedelta(minutes=n),
+            similarity_signature=None if n == 1 else bytes([1, n]) + b"\x00\x1f\\\x7f\xff" * 100,
+        )
+        for n in range(4)
+    ]
+
+    with transaction.atomic(), rows.StoryInserts() as inserts:
+        inserts.add(stories, tag_ids={})
+
+    for story in stories:
+        stored = Story.objects.get(pk=story.pk)
+        assert stored.published_at == story.published_at
+        assert stored.created_at == story.created_at and stored.updated_at == story.updated_at
+        assert (None if stored.similarity_signature is None else bytes(stored.similarity_signature)) == (
+            story.similarity_signature
+        )
+
+
+def test_an_array_lookup_finds_what_an_in_lookup_finds():
+    stories = [StoryFactory(slug=slug) for slug in ("quay", "quay-2", "unit\x1fseparator", "back\\slash")]
+    slugs = ["quay", "unit\x1fseparator", "back\\slash", "missing", None]
+    pks = [stories[0].pk, stories[3].pk, 10**9]
+
+    def found(queryset) -> set[int]:
+        return set(queryset.values_list("pk", flat=True))
+
+    assert found(Story.objects.filter(rows.InArray(F("slug"), slugs))) == found(Story.objects.filter(slug__in=slugs))
+    assert found(Story.objects.filter(rows.InArray(F("slug"), ["quay"]))) == {stories[0].pk}
+    assert found(Story.objects.filter(rows.InArray(F("pk"), pks))) == {stories[0].pk, stories[3].pk}
+    assert found(Story.objects.exclude(rows.InArray(F("pk"), pks))) == {stories[1].pk, stories[2].pk}
+    assert found(Story.objects.filter(rows.InArray(F("slug"), []))) == set()
