@@ -98,14 +98,21 @@ def test_a_cached_account_never_passes_to_another_session(reader):
         assert current_user(ben).pk == other.pk
 
 
-def test_on_a_shared_page_the_readers_account_comes_from_the_process(
-    client, reader, settings, django_assert_num_queries
-):
+@pytest.fixture
+def story_read_twice(client, reader, settings):
+    """A story page the signed-in reader has read twice, the page cache on: their account is kept."""
     settings.VISITOR_PAGE_CACHE_SECONDS = 60
     story = StoryFactory()
     client.force_login(reader)
     for _ in range(2):
-        client.get(story.get_absolute_url())
+        assert b"Log out" in client.get(story.get_absolute_url()).content
+    return story
+
+
+def test_on_a_shared_page_the_readers_account_comes_from_the_process(
+    client, reader, story_read_twice, django_assert_num_queries
+):
+    story = story_read_twice
     cache.delete(authentication.user_cache_key(reader.pk))  # so not from the shared cache either
 
     with django_assert_num_queries(0):
@@ -116,14 +123,9 @@ def test_on_a_shared_page_the_readers_account_comes_from_the_process(
 
 
 def test_an_account_closed_elsewhere_is_refused_on_the_readers_next_page(
-    client, reader, settings, django_capture_on_commit_callbacks
+    client, reader, story_read_twice, django_capture_on_commit_callbacks
 ):
-    settings.VISITOR_PAGE_CACHE_SECONDS = 60
-    story = StoryFactory()
-    client.force_login(reader)
-    for _ in range(2):
-        assert b"Log out" in client.get(story.get_absolute_url()).content
-
+    story = story_read_twice
     with django_capture_on_commit_callbacks(execute=True):
         get_user_model().objects.get(pk=reader.pk).delete()
 
