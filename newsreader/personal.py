@@ -36,14 +36,15 @@ Making a reader's parts for a page they have not seen yet costs no query either,
   - what they need to know about the reader (their standing, what they follow and saved, the stories
     they commented on) are *reader facts*: small sets registered with `@reader_fact(name)`, made
     together once per reader's generation and kept in the process for READER_FACTS_SECONDS
-    (`Fill.facts`). A fact
-    answers "certainly not" cheaply ("this reader never commented on story 42") and leaves "maybe"
-    to a query, so a fact that lags can cost a query, never a wrong answer, except for the reader's
-    standing, which follows the same bound as the kept parts.
+    (`Fill.facts`). A fact answers "certainly not" cheaply ("this reader never commented on story
+    42") and leaves "maybe" to a query, so a fact that lags can cost a query, never a wrong answer;
+    and whatever others change about a reader (a moderator's decision, a comment of theirs held)
+    bumps their generation (comments.signals), so their next page has their facts anew.
 """
 
 import hashlib
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -147,30 +148,34 @@ _FACTS = object()
 
 
 class KeptHere:
-    """Values this process keeps for `seconds`, the least recently used forgotten first past `size`."""
+    """Values this process keeps for `seconds`, the least recently used forgotten first past `size`; safe to
+    share between a worker's threads."""
 
     def __init__(self, size: int, seconds: float) -> None:
         self.size = size
         self.seconds = seconds
         self.kept: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self.lock = threading.Lock()
 
     def get_many(self, keys: list[Any]) -> dict[Any, Any]:
         now = time.monotonic()
         found = {}
-        for key in keys:
-            entry = self.kept.get(key)
-            if entry is not None and entry[0] > now:
-                self.kept.move_to_end(key)
-                found[key] = entry[1]
+        with self.lock:
+            for key in keys:
+                entry = self.kept.get(key)
+                if entry is not None and entry[0] > now:
+                    self.kept.move_to_end(key)
+                    found[key] = entry[1]
         return found
 
     def set_many(self, values: dict[Any, Any]) -> None:
         expires = time.monotonic() + self.seconds
-        for key, value in values.items():
-            self.kept[key] = (expires, value)
-            self.kept.move_to_end(key)
-        while len(self.kept) > self.size:
-            self.kept.popitem(last=False)
+        with self.lock:
+            for key, value in values.items():
+                self.kept[key] = (expires, value)
+                self.kept.move_to_end(key)
+            while len(self.kept) > self.size:
+                self.kept.popitem(last=False)
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
         """The value kept under `key`, or `compute()`'s, kept."""
@@ -182,7 +187,8 @@ class KeptHere:
         return value
 
     def clear(self) -> None:
-        self.kept.clear()
+        with self.lock:
+            self.kept.clear()
 
 
 _kept_parts = KeptHere(KEPT_PARTS_IN_PROCESS, KEPT_PART_SECONDS)
