@@ -7,7 +7,9 @@ pre-rendered page of the same size from the same server, the ceiling):
   - posting: 20 readers posting at once over their own sessions, closed loop (each sends its next
     comment when the last is answered), half of them replies, one in ten submitted twice with the same
     form key as a double click would. Prints throughput, p50/p99 latency, the workers' and PostgreSQL's
-    CPU time per comment, and whether any comment was lost or duplicated.
+    CPU time per comment, and whether any comment was lost or duplicated; then where the tail is: a
+    latency histogram, the posts sent after the first second on their own (a freshly started worker's
+    first requests are slower), how long answers waited for this client, and when the slowest 1% were sent.
 Everything runs on 127.0.0.1, bounded in time and requests. Run from the project root (PostgreSQL
 and Redis must be running); `--only posts` (or `--only reads`) measures one half:
 
@@ -23,12 +25,14 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -39,6 +43,12 @@ import _harness
 TARGET_FRAGMENT = 0.25
 # Posting latency the issue aims for at the 99th percentile.
 TARGET_POST_P99_MS = 100.0
+# Upper bounds (ms) of the posting latency histogram's buckets; the last bucket is open.
+LATENCY_BUCKETS_MS = (25, 50, 75, 100, 150, 200, 300, 500)
+# Linux's SO_TIMESTAMPNS (and SCM_TIMESTAMPNS), which Python's socket module does not name: each read also
+# says when the kernel received the data, so the time a response waited for this client is known.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("qq")
 CACHED_PAGE_SECONDS = 300
 THREAD_SIZE = 500
 POSTERS = 20
@@ -280,6 +290,7 @@ class PostResult:
     keys: set[str]
     answered_keys: set[str]
     double_submits: int
+    answers: list["Answer"] = field(default_factory=list)
     server_cpu_seconds: float = 0.0
     database_cpu_seconds: float = 0.0
     client_cpu_seconds: float = 0.0
@@ -300,16 +311,42 @@ class PostResult:
         return max(0.0, self.machine_busy - measured) / self.machine_total
 
     def percentile_ms(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ns)
-        if not ordered:
-            return 0.0
-        return ordered[min(len(ordered) - 1, max(0, int(fraction * len(ordered) + 0.999) - 1))] / 1e6
+        return _rank_ms(sorted(self.latencies_ns), fraction)
+
+    @property
+    def client_cpu_share(self) -> float:
+        """Of one CPU: how busy the load generator itself was."""
+        return self.client_cpu_seconds / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One post answered with 200: when it was sent (from the run's start), its latency, and how much of
+    that the response spent in this client's socket before the client read it (0 when unknown)."""
+
+    sent_at_ns: int
+    latency_ns: int
+    unread_ns: int
+    kind: str  # "comment", "reply" or "repeat" (a form sent the second time)
 
 
 class _Poster:
     """One reader's connection: its session, its next request, and the response being read."""
 
-    __slots__ = ("buffer", "cookie", "key", "number", "pending_key", "pending_repeat", "sent_ns", "sock", "user_id")
+    __slots__ = (
+        "arrived_wall_ns",
+        "buffer",
+        "cookie",
+        "key",
+        "kind",
+        "number",
+        "pending_key",
+        "pending_repeat",
+        "sent_ns",
+        "sent_wall_ns",
+        "sock",
+        "user_id",
+    )
 
     def __init__(self, number: int, session_key: str, user_id: int) -> None:
         csrf = uuid.uuid4().hex
@@ -319,7 +356,10 @@ class _Poster:
         self.sock: socket.socket | None = None
         self.buffer = bytearray()
         self.sent_ns = 0
+        self.sent_wall_ns = 0
+        self.arrived_wall_ns = 0
         self.key = ""
+        self.kind = ""
         self.pending_repeat = b""
         self.pending_key = ""
 
@@ -336,6 +376,7 @@ def run_posts(
     seed: int = 7,
     server_pids: Callable[[], list[int]] = list,
     database_pids: Callable[[], list[int]] = list,
+    timestamps: bool = sys.platform == "linux",
 ) -> PostResult:
     """Each poster sends a comment, waits for the answer, pauses `pause` seconds, and sends the next.
 
@@ -343,6 +384,8 @@ def run_posts(
     writing now and then make: latency without a queue of its own making. Posts go as htmx requests
     (what the page's form sends) and succeed with 200; half are replies. One in ten is sent a second
     time with the same form key right after its answer, as a double click would. Bounded by time and count.
+    With `timestamps` (Linux), the kernel says when each response arrived, so the time it then waited for
+    this process to read it is known.
     """
     rng = random.Random(seed)
     selector = selectors.DefaultSelector()
@@ -351,13 +394,14 @@ def run_posts(
     waiting: list[tuple[int, int]] = []  # (when to send, poster number), for posters pausing
     counter = 0
 
-    def new_request(poster: _Poster) -> tuple[bytes, str]:
+    def new_request(poster: _Poster) -> tuple[bytes, str, str]:
         nonlocal counter
         counter += 1
         key = str(uuid.uuid4())
         result.keys.add(key)
         text = f"bench post {seed}-{counter} by {poster.number}: {' '.join(rng.choices(WORDS, k=rng.randint(8, 30)))}"
-        path = f"/comments/c/{rng.choice(reply_targets)}/reply/" if rng.random() < 0.5 else f"/comments/{slug}/post/"
+        kind = "reply" if rng.random() < 0.5 else "comment"
+        path = f"/comments/c/{rng.choice(reply_targets)}/reply/" if kind == "reply" else f"/comments/{slug}/post/"
         body = urlencode({"body": text, "idempotency_key": key}).encode()
         csrf = poster.cookie.rsplit("=", 1)[1]
         head = (
@@ -369,23 +413,38 @@ def run_posts(
         if rng.random() < 0.1:
             poster.pending_repeat, poster.pending_key = request, key
             result.double_submits += 1
-        return request, key
+        return request, key, kind
 
     def send(poster: _Poster) -> None:
         if poster.pending_repeat:
-            request, key = poster.pending_repeat, poster.pending_key
+            request, key, kind = poster.pending_repeat, poster.pending_key, "repeat"
             poster.pending_repeat, poster.pending_key = b"", ""
         else:
-            request, key = new_request(poster)
+            request, key, kind = new_request(poster)
         poster.sock = socket.create_connection((_harness.HOST, port))
         poster.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if timestamps:
+            poster.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         poster.sock.sendall(request)
         poster.sock.setblocking(False)
         poster.buffer.clear()
         poster.key = key
+        poster.kind = kind
+        poster.arrived_wall_ns = 0
+        poster.sent_wall_ns = time.time_ns()
         poster.sent_ns = time.perf_counter_ns()
         selector.register(poster.sock, selectors.EVENT_READ, poster)
         result.sent += 1
+
+    def receive(poster: _Poster) -> bytes:
+        if not timestamps:
+            return poster.sock.recv(1 << 18)
+        chunk, ancillary, _, _ = poster.sock.recvmsg(1 << 18, socket.CMSG_SPACE(_TIMESPEC.size))
+        for level, kind, data in ancillary:
+            if chunk and level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESPEC.unpack(data[: _TIMESPEC.size])
+                poster.arrived_wall_ns = seconds * 1_000_000_000 + nanoseconds
+        return chunk
 
     def answered(poster: _Poster) -> None:
         done = time.perf_counter_ns()
@@ -397,6 +456,12 @@ def run_posts(
             result.answered_in_window += done < stop_at
             result.answered_keys.add(poster.key)
             result.latencies_ns.append(done - poster.sent_ns)
+            arrived = done
+            if poster.arrived_wall_ns:
+                arrived = poster.sent_ns + (poster.arrived_wall_ns - poster.sent_wall_ns)
+            result.answers.append(
+                Answer(poster.sent_ns - start, done - poster.sent_ns, max(0, done - arrived), poster.kind)
+            )
         elif status in (409, 429):
             result.refused += 1
         else:
@@ -420,7 +485,7 @@ def run_posts(
         for key, _ in selector.select(timeout=max(timeout, 0)):
             poster: _Poster = key.data
             try:
-                chunk = poster.sock.recv(1 << 18)
+                chunk = receive(poster)
             except (ConnectionResetError, BrokenPipeError):
                 chunk = b""
             if chunk:
@@ -446,13 +511,24 @@ def run_posts(
     while selector.get_map() and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.1):
             poster = key.data
-            chunk = poster.sock.recv(1 << 18)
+            chunk = receive(poster)
             if chunk:
                 poster.buffer += chunk
             else:
                 answered(poster)
     selector.close()
     return result
+
+
+def open_database_connections(args: argparse.Namespace, server: _harness.Server, slug: str) -> None:
+    """Read the thread until every worker has opened its database connection, so that each backend's CPU is
+    counted. Each read has a URL of its own: a page cache hit would answer without the database."""
+    for attempt in range(10):
+        for number in range(20):
+            _harness.http_get(server.port, f"/comments/{slug}/thread/?opening={attempt}-{number}")
+        if len(_harness.postgres_backend_pids(args.database_url)) >= args.workers:
+            return
+    print("  (not every worker opened a database connection: PostgreSQL's CPU is undercounted)", flush=True)
 
 
 def measure_posts(
@@ -467,8 +543,7 @@ def measure_posts(
         "server_pids": server.worker_pids,
         "database_pids": lambda: _harness.postgres_backend_pids(args.database_url),
     }
-    for _ in range(20):  # every worker opens its database connection, so its backend's CPU is counted
-        _harness.http_get(server.port, f"/comments/{slug}/thread/")
+    open_database_connections(args, server, slug)
     print(f"  posting: {args.posters} readers, no pause…", flush=True)
     saturated = run_posts(**common, seconds=args.post_seconds, max_posts=args.max_posts, seed=1)
     pause = args.posters / max(saturated.per_second * 0.5, 1.0)
@@ -540,9 +615,58 @@ def print_posts(args, runs: dict[str, PostResult], checked: tuple[int, int, int]
                 f" PostgreSQL {run.database_cpu_seconds * 1000 / run.answered_in_window:.2f} ms;"
                 f" {run.elsewhere_share:.0%} of the machine's CPU went to other processes"
             )
+        if run.answers:
+            print_latency_detail(run)
     stored, lost, duplicated = checked
     forms = sum(len(run.keys) for run in runs.values())
     print(f"  {forms} distinct forms posted -> {stored} comments stored; lost {lost}, duplicated {duplicated}")
+
+
+def print_latency_detail(run: PostResult) -> None:
+    """Where the tail is: the latency histogram, how long answers waited for this client to read them, and
+    when the slowest 1% were sent and what they were (a burst means a stall every post in flight shared)."""
+    indent = " " * 36
+    latencies = sorted(answer.latency_ns for answer in run.answers)
+    unread = sorted(answer.unread_ns for answer in run.answers)
+    counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    for latency in latencies:
+        counts[next((i for i, bound in enumerate(LATENCY_BUCKETS_MS) if latency <= bound * 1e6), -1)] += 1
+    bounds = [f"≤{bound}" for bound in LATENCY_BUCKETS_MS] + [f">{LATENCY_BUCKETS_MS[-1]}"]
+    print(f"{indent}ms: " + ", ".join(f"{bound} {count}" for bound, count in zip(bounds, counts, strict=True)))
+    later = sorted(answer.latency_ns for answer in run.answers if answer.sent_at_ns >= 1_000_000_000)
+    print(
+        f"{indent}p90 {_rank_ms(latencies, 0.9):.1f} ms, p99.9 {_rank_ms(latencies, 0.999):.1f} ms,"
+        f" max {latencies[-1] / 1e6:.1f} ms; sent after the first second: p50 {_rank_ms(later, 0.5):.1f} ms,"
+        f" p99 {_rank_ms(later, 0.99):.1f} ms"
+    )
+    print(
+        f"{indent}answers waited for this client to read them: p50 {_rank_ms(unread, 0.5):.2f} ms,"
+        f" p99 {_rank_ms(unread, 0.99):.2f} ms; its CPU {run.client_cpu_share:.0%} of one"
+    )
+    slowest = sorted(run.answers, key=lambda answer: answer.latency_ns)[-max(1, len(run.answers) // 100) :]
+    kinds = Counter(answer.kind for answer in slowest)
+    # Tenths of a second in which the slowest were sent, with how many: adjacent tenths run together.
+    tenths = Counter(answer.sent_at_ns // 100_000_000 for answer in slowest)
+    spans: list[list[int]] = []
+    for tenth in sorted(tenths):
+        if spans and tenth == spans[-1][1] + 1:
+            spans[-1][1:] = [tenth, spans[-1][2] + tenths[tenth]]
+        else:
+            spans.append([tenth, tenth, tenths[tenth]])
+    sent = ", ".join(
+        f"{first / 10:.1f}{f'-{last / 10 + 0.1:.1f}' if last > first else ''} s ({count})"
+        for first, last, count in spans
+    )
+    print(
+        f"{indent}slowest 1% ({len(slowest)}): {', '.join(f'{n} {kind}' for kind, n in kinds.most_common())};"
+        f" sent at {sent}"
+    )
+
+
+def _rank_ms(ordered: list[int], fraction: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, int(fraction * len(ordered) + 0.999) - 1))] / 1e6
 
 
 def main() -> int:

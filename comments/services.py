@@ -640,11 +640,6 @@ def _insert(
         author_ip_hash=_ip_hash(ip_address),
         created_at=now,
     )
-    if status == Status.VISIBLE:
-        submission.story.comment_count = _shift_counts(comment, +1)
-        _on_commit_discussion_changed(comment)
-        if parent is not None and parent.author_id and parent.author_id != submission.author_id:
-            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
     _log(
         _STATUS_ACTIONS[status],
         decision=decision,
@@ -652,6 +647,12 @@ def _insert(
         subject_id=submission.author_id,
         comment=comment,
     )
+    if status == Status.VISIBLE:
+        # Last before the commit: every post on a story waits for its row, so it stays locked no longer than that.
+        submission.story.comment_count = _shift_counts(comment, +1)
+        _on_commit_discussion_changed(comment)
+        if parent is not None and parent.author_id and parent.author_id != submission.author_id:
+            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
     return comment
 
 

@@ -6,14 +6,16 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from comments import moderation, services
 from comments.models import Comment, Report
 from stories.models import Story
 from tests.comments.utils import htmx
-from tests.factories import CommentFactory
+from tests.factories import CommentFactory, StoryFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules")]
 
@@ -259,6 +261,37 @@ def test_reply_form_loads_under_the_comment_and_posts_into_its_replies(signed_in
     assert Comment.objects.get(body_source="I agree").parent == parent
 
 
+def test_a_reply_to_a_reply_joins_the_thread_one_level_deeper_and_counts_in_it(signed_in, story):
+    top = CommentFactory(story=story)
+    middle = CommentFactory(parent=top)
+
+    response = signed_in.post(
+        f"/comments/c/{middle.pk}/reply/", {"body": "Deeper still", "idempotency_key": str(uuid.uuid4())}, **htmx()
+    )
+
+    reply = Comment.objects.get(body_source="Deeper still")
+    assert response.status_code == 200
+    assert (reply.parent, reply.root, reply.depth, reply.story) == (middle, top, 2, story)
+    top.refresh_from_db()
+    story.refresh_from_db()
+    assert (top.thread_reply_count, story.comment_count) == (2, 3)
+    assert '<span id="comments-heading" hx-swap-oob="innerHTML">Comments (3)</span>' in response.content.decode()
+
+
+def test_stories_readers_cannot_see_take_no_comments_or_replies(signed_in):
+    draft = StoryFactory(status=Story.Status.DRAFT)
+    scheduled = StoryFactory(published_at=timezone.now() + timedelta(hours=1))
+    data = {"body": "Too early", "idempotency_key": str(uuid.uuid4())}
+
+    for hidden in (draft, scheduled):
+        parent = CommentFactory(story=hidden)
+        assert post_comment(signed_in, hidden, "Too early", **htmx()).status_code == 404
+        assert signed_in.post(f"/comments/c/{parent.pk}/reply/", data, **htmx()).status_code == 404
+    assert signed_in.post("/comments/no-such-story/post/", data, **htmx()).status_code == 404
+    assert signed_in.post("/comments/c/999999/reply/", data, **htmx()).status_code == 404
+    assert not Comment.objects.filter(body_source="Too early").exists()
+
+
 def test_reply_page_without_javascript_shows_the_comment_and_the_form(signed_in, story):
     parent = CommentFactory(story=story, body_html="<p>The original</p>")
 
@@ -399,8 +432,8 @@ def established_reader(signed_in, story, author, rules):
 
 # The reader (the session comes from the cache), the story or the parent with its story, the savepoint the
 # post's transaction is in a test, the reader's locked standing with their email and published comments,
-# every rate and repeat window at once, the comment, the thread's count (replies), the story's count, which
-# comes back for the answer, the log entry, and the savepoint's release.
+# every rate and repeat window at once, the comment, the log entry, the thread's count (replies), the story's
+# count, which comes back for the answer, and the savepoint's release.
 TOP_LEVEL_POST_QUERIES = 9
 REPLY_QUERIES = 10
 
@@ -424,6 +457,24 @@ def test_an_htmx_reply_takes_one_query_more(established_reader, story, django_as
     assert response.status_code == 200
     assert "Comments (3)" in response.content.decode()
     assert Comment.objects.get(body_source="Counted reply").root == parent
+
+
+def test_a_post_updates_its_storys_count_last_so_other_posts_wait_briefly(established_reader, story):
+    """Every post on a story updates the story's row, so posts on it at once wait for each other's lock on it:
+    the update is the last statement before the transaction ends, and the lock is held no longer than that."""
+    parent = CommentFactory(story=story)
+    data = {"body": "Counted last", "idempotency_key": str(uuid.uuid4())}
+
+    with CaptureQueriesContext(connection) as queries:
+        response = established_reader.post(f"/comments/c/{parent.pk}/reply/", data, **htmx())
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    updates = [n for n, sql in enumerate(statements) if sql.startswith('UPDATE "stories_story"')]
+    assert response.status_code == 200
+    assert len(updates) == 1
+    # In a test the post's transaction is a savepoint; it ends right after the update.
+    assert statements[updates[0] + 1].startswith(("RELEASE SAVEPOINT", "COMMIT"))
+    assert statements[updates[0] - 1].startswith('UPDATE "comments_comment" SET "thread_reply_count"')
 
 
 def test_the_answer_shows_the_count_the_stored_comments_make(established_reader, story):
