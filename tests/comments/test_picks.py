@@ -6,13 +6,13 @@ import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import AnonymousUser, Group
-from django.test import Client, RequestFactory
+from django.contrib.auth.models import Group
+from django.test import Client
 
-from comments import moderation, rendering, selectors, services
+from comments import rendering, selectors, services
 from comments.errors import ModerationError, NotAllowed
 from comments.models import Comment, ModerationLog
-from tests.comments.utils import htmx
+from tests.comments.utils import htmx, viewer
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules")]
@@ -48,12 +48,6 @@ def thread(client, story, **params) -> str:
 
 def shown_ids(html: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'<li class="comment[^"]*" id="comment-(\d+)"', html)]
-
-
-def viewer(user, story) -> selectors.Viewer:
-    request = RequestFactory().get("/")
-    request.user = user or AnonymousUser()
-    return selectors.viewer_for(request, story, moderation.active_rules())
 
 
 # --- Picking ---------------------------------------------------------------------------------

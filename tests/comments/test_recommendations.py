@@ -8,15 +8,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.db import connection
-from django.test import Client, RequestFactory
+from django.test import Client
 from django.utils import timezone
 
-from comments import moderation, rendering, selectors, services
+from comments import rendering, selectors, services
 from comments.errors import InvalidComment, NotAllowed, RateLimited
 from comments.models import Comment, Commenter, Recommendation
-from tests.comments.utils import at_once, htmx
+from tests.comments.utils import at_once, htmx, viewer
 from tests.conftest import PASSWORD, require
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
@@ -41,12 +40,6 @@ def recommend_url(comment: Comment) -> str:
 
 def count_of(comment: Comment) -> int:
     return Comment.objects.values_list("recommendation_count", flat=True).get(pk=comment.pk)
-
-
-def viewer(user, story) -> selectors.Viewer:
-    request = RequestFactory().get("/")
-    request.user = user or AnonymousUser()
-    return selectors.viewer_for(request, story, moderation.active_rules())
 
 
 def thread_rows(user, story, sort: str = selectors.Sort.OLDEST) -> list[selectors.Row]:

@@ -1,13 +1,16 @@
-"""What several comment tests share: the moderators' permissions, the default rules, htmx headers, and
-requests released at once."""
+"""What several comment tests share: the moderators' permissions, the default rules, htmx headers, a
+reader as the thread sees them, and requests released at once."""
 
 import importlib
 import threading
 from collections.abc import Callable
 
 from django.apps import apps
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.db import connection
+from django.test import RequestFactory
+
+from comments import moderation, selectors
 
 _SEED = importlib.import_module("comments.migrations.0002_default_rules_and_moderators")
 _STORIES_GROUP = importlib.import_module("stories.migrations.0003_moderators_group")
@@ -22,6 +25,13 @@ def grant_moderator_permissions(group: Group) -> None:
 
 def seed_default_rules() -> None:
     _SEED.create_rules(apps, None)
+
+
+def viewer(user, story) -> selectors.Viewer:
+    """`user` (None: a visitor) as the story's thread sees them, under the active rules."""
+    request = RequestFactory().get("/")
+    request.user = user or AnonymousUser()
+    return selectors.viewer_for(request, story, moderation.active_rules())
 
 
 def htmx(**headers) -> dict:
