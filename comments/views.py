@@ -7,7 +7,9 @@ picks are one-button forms that come back to the page, or with htmx replace the 
 read the request, call a service or a selector, and choose the response.
 """
 
+import copy
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -25,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from newsreader.clientaddr import client_address
 from newsreader.errors import refusal_response
+from newsreader.personal import KeptHere
 from stories import pagecache
 from stories.models import Story
 
@@ -109,15 +112,61 @@ def live(request: HttpRequest, slug: str) -> JsonResponse:
     return pagecache.about_story(response, story)
 
 
-def story_page_comments(sender, *, request: HttpRequest, story: Story, **kwargs) -> dict:
+def story_page_comments(
+    sender,
+    *,
+    request: HttpRequest,
+    story: Story,
+    generations: dict[str, int] | None = None,
+    story_is_current: bool = True,
+    **kwargs,
+) -> dict:
     """The first page of the thread, rendered into the story page itself so that it reads without
     JavaScript (connected to `stories.extensions.story_page_context`), with the form and each reader's
     actions as personal parts (comments/parts.py).
 
     The story page is kept in the page cache with these comments in it for every reader: every change to
-    a published comment invalidates it, and nothing here differs between readers.
+    a published comment invalidates it, and nothing here differs between readers. Made for a visitor, it
+    is also kept in the process with the `generations` of the site, the story and its discussion, read
+    before the page was made, for as long as they stay the same (STORY_PAGE_THREAD_SECONDS at most).
+    `story_is_current`: its comment count was read with this request, not kept.
     """
-    return _thread_context(request, story, sort=selectors.Sort.OLDEST, start=0)
+    scopes = (pagecache.SITE, pagecache.story_scope(story.slug), pagecache.discussion_scope(story.slug))
+    if request.user.is_authenticated or generations is None or not set(scopes) <= generations.keys():
+        return _first_page_context(request, story, story_is_current)
+    key = (story.pk, *(generations[scope] for scope in scopes))
+    kept = _kept_first_pages.get_many([key]).get(key)
+    if kept is None:
+        kept = _first_page_context(request, story, story_is_current)
+        if kept["comments_close_at"] is None or kept["comments_close_at"] > timezone.now() + timedelta(
+            seconds=STORY_PAGE_THREAD_SECONDS
+        ):
+            _kept_first_pages.set_many({key: kept})
+    return kept
+
+
+STORY_PAGE_THREAD_SECONDS = 60
+# The first pages of threads kept in this process, the least recently read forgotten first.
+_kept_first_pages = KeptHere(500, STORY_PAGE_THREAD_SECONDS)
+
+
+def _first_page_context(request: HttpRequest, story: Story, story_is_current: bool) -> dict:
+    """The comments' section of the story page (`story_page_comments`, rendered) with the thread's first
+    page and the story's comment count as it is now."""
+    counts = None if story_is_current else Story.objects.counts_of(story.pk)
+    if counts is not None and counts["comment_count"] != story.comment_count:
+        story = copy.copy(story)
+        story.comment_count = counts["comment_count"]
+    context = _thread_context(request, story, sort=selectors.Sort.OLDEST, start=0)
+    return {
+        "story_page_comments": render_to_string("comments/_section.html", context, request),
+        "comments_close_at": context["comments_close_at"],
+    }
+
+
+def forget_kept_first_pages() -> None:
+    """Empty what this process keeps (for tests, which start each with empty caches)."""
+    _kept_first_pages.clear()
 
 
 # --- Writing ---------------------------------------------------------------------------------

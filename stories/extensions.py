@@ -3,9 +3,11 @@ stories; stories never imports comments). Each is a signal; the other app connec
 
 from django.dispatch import Signal
 
-# Sent with `request` and `story` while the story page is built. Each receiver returns a dict of template
-# context for its own part of the page: the comments give their first page (and `comments_close_at`, when
-# the page will change by itself, which the page cache keeps it no longer than).
+# Sent with `request` and `story` while the story page is built, `generations` (of what the page shows,
+# read before it was made; None when the cache is away: stories/pagecache.py) and `story_is_current` (the
+# story was read for this request; else its counts may be up to a minute old). Each receiver returns a
+# dict of template context for its own part of the page: the comments give their first page (and
+# `comments_close_at`, when the page will change by itself, which the page cache keeps it no longer than).
 story_page_context = Signal()
 
 # Sent by `manage.py load_demo` once the demo stories are in place, with `stories`: the demo stories by slug.

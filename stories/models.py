@@ -402,6 +402,10 @@ class StoryQuerySet(models.QuerySet):
         """Leave out stories that another source's story already covers."""
         return self.filter(duplicate_of__isnull=True)
 
+    def counts_of(self, pk: int) -> dict[str, int] | None:
+        """The story's view and comment counts, which change without changing what its page shows."""
+        return self.filter(pk=pk).values("view_count", "comment_count").first()
+
     def for_page(self) -> "StoryQuerySet":
         """Stories as their page shows them: only the columns it reads, what they are filed under (tags
         apart), and whether other sources' stories cover the same news (`has_coverage`)."""

@@ -122,6 +122,32 @@ def story_discussion_changed(slug: str) -> None:
     _bump([discussion_scope(slug)])
 
 
+def current_generations(
+    scopes: tuple[str, ...], *, count_view: tuple[int, str] | None = None
+) -> dict[str, int] | None:
+    """The generation of each scope, in one round trip, with a view (story id, reader) counted in it when
+    `count_view` says so; None when the cache is unreachable."""
+    keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
+    client = viewcounts.redis_client()
+    if client is None:
+        found = cache.get_many(keys)
+        if count_view is not None:
+            viewcounts.record_view(story_id=count_view[0], reader=count_view[1])
+        return {scope: found.get(key, 0) for scope, key in zip(scopes, keys, strict=True)}
+    try:
+        if count_view is None:
+            values = client.mget(keys)
+        else:
+            pipeline = client.pipeline(transaction=False)
+            pipeline.mget(keys)
+            viewcounts.queue_view(pipeline, story_id=count_view[0], reader=count_view[1])
+            values, _ = pipeline.execute()
+    except redis.RedisError as error:
+        _log_unless_unreachable("The page cache is unavailable.", error)
+        return None
+    return {scope: int(value or 0) for scope, value in zip(scopes, values, strict=True)}
+
+
 def _bump(scopes: list[str]) -> None:
     keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
     client = viewcounts.redis_client()

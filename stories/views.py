@@ -7,15 +7,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from . import extensions, pagecache, rendering, reports, viewcounts
+from . import articles, extensions, pagecache, rendering, reports, viewcounts
 from .models import Story, section_menu_rows
 from .selectors import (
     StoryFilters,
     active_filters,
     numbered_page_url,
-    story_for_page,
     story_list_page,
-    story_page_metadata,
 )
 
 
@@ -44,17 +42,19 @@ def story_list(request: HttpRequest) -> HttpResponse:
 @pagecache.visitor_page(story_slug="slug")
 @require_safe
 def story_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    story = story_for_page(slug)
-    if story is None:
+    reader = viewcounts.reader_key(request)
+    found = articles.story_article(request, slug, reader=reader)
+    if found.article is None:
         raise Http404("No such story.")
-    viewcounts.record_view(story_id=story.pk, reader=viewcounts.reader_key(request))
+    story = found.article.story
+    if not found.view_counted:
+        viewcounts.record_view(story_id=story.pk, reader=reader)
     filters = StoryFilters.from_query(request.GET)
-    context = {
-        "story": story,
-        "back_query": filters.querystring(include_page=True),
-        "meta": story_page_metadata(request, story),
-    }
-    for _receiver, part in extensions.story_page_context.send(sender=Story, request=request, story=story):
+    context = {"story": story, "article": found.article.for_page(back_query=filters.querystring(include_page=True))}
+    parts = extensions.story_page_context.send(
+        sender=Story, request=request, story=story, generations=found.generations, story_is_current=found.made_now
+    )
+    for _receiver, part in parts:
         context.update(part)
     response = render(request, "stories/story_detail.html", context)
     pagecache.changes_at(response, context.get("comments_close_at"))

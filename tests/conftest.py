@@ -7,9 +7,10 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from comments import views as comment_views
 from newsreader import personal
 from newsreader.cache import redis_outage
-from stories import viewcounts
+from stories import articles, viewcounts
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -46,6 +47,8 @@ def fresh_cache():
     redis_outage.reset()
     cache.clear()
     personal.forget_everything_kept()
+    articles.forget_kept_articles()
+    comment_views.forget_kept_first_pages()
     yield
     cache.clear()
 

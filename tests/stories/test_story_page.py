@@ -182,13 +182,17 @@ def test_page_without_javascript_sorts_comments_on_the_thread_page(client, refer
 def test_story_page_query_count_is_fixed(client, django_assert_num_queries, settings, tag_count):
     settings.VISITOR_PAGE_CACHE_SECONDS = 0
     story = StoryFactory(tags=TagFactory.create_batch(tag_count), region=RegionFactory(parent=RegionFactory()))
-    client.get(story.get_absolute_url())  # this reader's view is counted once, on the first visit
+    client.get(StoryFactory().get_absolute_url())  # the moderation rules, read once a while
 
     # the story with its source, section, region and whether others cover it; its tags; the first page of
     # comments
     with django_assert_num_queries(3):
-        response = client.get(story.get_absolute_url())
-    assert response.status_code == 200
+        first = client.get(story.get_absolute_url())
+    # its article and the first page of its thread are kept
+    with django_assert_num_queries(0):
+        again = client.get(story.get_absolute_url())
+
+    assert first.status_code == again.status_code == 200
 
 
 def test_other_sources_coverage_is_listed_both_ways_in_one_more_query(client, django_assert_num_queries, settings):
@@ -197,7 +201,7 @@ def test_other_sources_coverage_is_listed_both_ways_in_one_more_query(client, dj
     StoryFactory(title="Trams run again", duplicate_of=first, source=SourceFactory(name="Valley Times"))
     StoryFactory(title="Hidden take", duplicate_of=first, status=Story.Status.HIDDEN)
     covering = StoryFactory(title="Battery trams start", duplicate_of=first, source=SourceFactory(name="Coast Post"))
-    client.get(first.get_absolute_url())
+    client.get(StoryFactory().get_absolute_url())  # the moderation rules, read once a while
 
     with django_assert_num_queries(4):
         first_page = visible_text(client.get(first.get_absolute_url()).content.decode())
@@ -211,7 +215,7 @@ def test_other_sources_coverage_is_listed_both_ways_in_one_more_query(client, dj
 def test_story_page_reads_none_of_the_bookkeeping_columns(client, django_assert_num_queries, settings):
     settings.VISITOR_PAGE_CACHE_SECONDS = 0
     story = StoryFactory(body_html="<p>" + "Harbour " * 2000 + "</p>")
-    client.get(story.get_absolute_url())
+    client.get(StoryFactory().get_absolute_url())  # the moderation rules, read once a while
 
     with django_assert_num_queries(3) as queries:
         client.get(story.get_absolute_url())
@@ -234,3 +238,88 @@ def test_visitor_gets_the_cached_page_and_changes_invalidate_it(client, settings
     fresh = client.get(story.get_absolute_url())
     assert "X-Page-Cache" not in fresh
     assert b"Second title" in fresh.content
+
+
+@pytest.fixture
+def article_kept(client, settings):
+    """A story whose page was made once with the page cache off, so that its article is kept."""
+    settings.VISITOR_PAGE_CACHE_SECONDS = 0
+    story = StoryFactory(
+        title="Ferry timetable doubles",
+        section=SectionFactory(name="Transport", slug="transport"),
+        tags=[TagFactory(name="Ferries", slug="ferries")],
+    )
+    client.get(story.get_absolute_url())
+    return story
+
+
+def test_a_kept_article_shows_a_change_to_the_story_at_once(client, article_kept):
+    article_kept.title = "Ferry timetable triples"
+    article_kept.save()
+
+    assert "Ferry timetable triples" in visible_text(client.get(article_kept.get_absolute_url()).content.decode())
+
+
+def test_a_kept_article_shows_new_labels_and_renamed_sections_at_once(client, article_kept):
+    article_kept.tags.add(TagFactory(name="Harbours", slug="harbours"))
+    article_kept.section.name = "Getting around"
+    article_kept.section.save()
+
+    text = visible_text(client.get(article_kept.get_absolute_url()).content.decode())
+
+    assert "Getting around" in text
+    assert "Harbours" in text
+
+
+def test_a_kept_article_lists_new_coverage_by_other_sources_at_once(client, article_kept):
+    StoryFactory(title="More ferries from May", duplicate_of=article_kept, source=SourceFactory(name="Coast Post"))
+
+    assert "Also covered by Coast Post: More ferries from May" in visible_text(
+        client.get(article_kept.get_absolute_url()).content.decode()
+    )
+
+
+def test_a_hidden_story_is_not_found_though_its_article_was_kept(client, article_kept):
+    article_kept.status = Story.Status.HIDDEN
+    article_kept.save()
+
+    assert client.get(article_kept.get_absolute_url()).status_code == 404
+
+
+def test_a_new_comment_leaves_the_article_kept_and_shows_at_once(
+    client, article_kept, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    from comments import services
+    from comments.models import ModerationRule
+    from tests.factories import UserFactory
+
+    ModerationRule.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.comment_create(story=article_kept, author=UserFactory(), body="The evening boat is always full.")
+
+    # the story's comment count and the comments: not the story and its tags again
+    with django_assert_num_queries(2):
+        text = visible_text(client.get(article_kept.get_absolute_url()).content.decode())
+
+    assert "Comments (1)" in text
+    assert "The evening boat is always full." in text
+
+
+def test_a_kept_article_carries_each_pages_list_filters_back(client, article_kept):
+    html = client.get(article_kept.get_absolute_url() + "?section=transport&tag=ferries").content.decode()
+
+    assert 'href="/?section=transport&amp;tag=ferries">← Back to stories' in html
+    plain = client.get(article_kept.get_absolute_url()).content.decode()
+    assert 'href="/">← Back to stories' in plain
+
+
+def test_a_kept_article_counts_the_views_of_each_reader(client, article_kept, redis_client):
+    from django.test import Client
+
+    from stories import viewcounts
+
+    Client(REMOTE_ADDR="203.0.113.9").get(article_kept.get_absolute_url())
+    viewcounts.flush_pending_views()
+
+    article_kept.refresh_from_db()
+    assert article_kept.view_count == 2
