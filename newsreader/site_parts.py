@@ -9,7 +9,12 @@ from .personal import Fill, part
 @part("account_nav", kept="reader")
 def account_nav(fill: Fill, occurrences: list[dict[str, str]]) -> list[str]:
     """ "Log in" and "Sign up" for a visitor; the reader's public name and links when signed in."""
-    html = render_to_string("_account_nav.html", request=fill.request)
+    request = fill.request
+    if request.user.is_authenticated:
+        html = render_to_string("_account_nav.html", request=request)
+    else:
+        # A visitor's links need no context processor: rendered on every page made anew, so kept cheap.
+        html = render_to_string("_account_nav.html", {"user": request.user, "request": request})
     return [html for _ in occurrences]
 
 
