@@ -92,7 +92,9 @@ def story_article(request: HttpRequest, slug: str, *, reader: str) -> Lookup:
     scopes = scopes_of(story)
     # Generations read after rendering could include a change the article missed: an article whose
     # scopes were not all read first is kept only to read them next time.
-    current = {scope: generations[scope] for scope in scopes} if generations and set(scopes) <= generations.keys() else None
+    current = (
+        {scope: generations[scope] for scope in scopes} if generations and set(scopes) <= generations.keys() else None
+    )
     article = _render(request, story, scopes, current)
     if generations is not None:
         _kept_articles.set_many({key: article})

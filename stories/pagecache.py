@@ -122,9 +122,7 @@ def story_discussion_changed(slug: str) -> None:
     _bump([discussion_scope(slug)])
 
 
-def current_generations(
-    scopes: tuple[str, ...], *, count_view: tuple[int, str] | None = None
-) -> dict[str, int] | None:
+def current_generations(scopes: tuple[str, ...], *, count_view: tuple[int, str] | None = None) -> dict[str, int] | None:
     """The generation of each scope, in one round trip, with a view (story id, reader) counted in it when
     `count_view` says so; None when the cache is unreachable."""
     keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]

@@ -262,3 +262,20 @@ def test_search_ranks_only_its_newest_matches(client, monkeypatch):
     newer = [StoryFactory(title=f"Ferry note {n}", published_at=now - timedelta(hours=n)) for n in (1, 2)]
 
     assert sorted(titles(client.get("/", {"q": "ferry"}))) == sorted(story.title for story in newer)
+
+
+def test_the_unfiltered_list_runs_from_a_plan_the_connection_keeps(client, settings):
+    from django.db import connection
+
+    settings.VISITOR_PAGE_CACHE_SECONDS = 0
+    StoryFactory(title="Night ferries resume")
+
+    first, again = client.get("/"), client.get("/")
+
+    assert "Night ferries resume" in titles(first) and titles(first) == titles(again)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%FROM stories_story s%"]
+            )
+            assert cursor.fetchone()[0] == 1
