@@ -46,6 +46,12 @@ class Article:
     scopes: tuple[str, ...]
     generations: dict[str, int] | None
 
+    def is_current(self, generations: dict[str, int] | None) -> bool:
+        """Whether nothing the article shows changed since it was made, by these generations (None: unknown)."""
+        if self.generations is None or generations is None:
+            return False
+        return all(generations.get(scope) == generation for scope, generation in self.generations.items())
+
     def for_page(self, *, back_query: str) -> "ArticleOnPage":
         """The head and the article for a page the list with these filters (`back_query`) led to."""
         body = self.body.replace(_BACK_QUERY_MARK, f"?{escape(back_query)}" if back_query else "")
@@ -83,9 +89,8 @@ def story_article(request: HttpRequest, slug: str, *, reader: str) -> Lookup:
     scopes = kept.scopes if kept is not None else (pagecache.SITE, pagecache.story_scope(slug))
     generations = pagecache.current_generations((*scopes, pagecache.discussion_scope(slug)), count_view=count_view)
     counted = count_view is not None and generations is not None
-    if kept is not None and kept.generations is not None and generations is not None:
-        if all(generations[scope] == generation for scope, generation in kept.generations.items()):
-            return Lookup(kept, counted, made_now=False, generations=generations)
+    if kept is not None and kept.is_current(generations):
+        return Lookup(kept, counted, made_now=False, generations=generations)
     story = story_for_page(slug)
     if story is None:
         return Lookup(None, counted, made_now=False, generations=generations)

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from comments import selectors, services
-from comments.views import forget_kept_first_pages
 from comments.models import Comment, Commenter
+from comments.views import forget_kept_first_pages
 from stories import pagecache
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
