@@ -5,6 +5,7 @@ comments this reader sees in full, which stand as tombstones because published r
 them, how deep replies nest before "continue this thread", and what the reader may do with each.
 """
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from django.middleware.csrf import get_token
 from django.utils import timezone
 
 from follows import selectors as follows_selectors
+from newsreader.database import rows_compiled_once
 from newsreader.personal import limited_ids
 from stories.models import Story
 
@@ -213,24 +215,34 @@ def thread_page(*, story: Story, viewer: Viewer, sort: str, start: int, per_page
     per_page = per_page or settings.COMMENTS_PER_PAGE
     if sort == Sort.PICKS:
         return _picks_page(story=story, viewer=viewer, start=start, per_page=per_page)
-    roots = (
-        Comment.objects.filter(story=story)
-        .top_level()
-        .listed_for(viewer.user_id)
-        .order_by(*_ORDERINGS[sort])
-        .values("pk")
-    )
-    # The page's threads whole, and the first top-level comment of the next page alone: it says whether
-    # there is a next page without a second query.
-    comments = _thread_comments(
-        Comment.objects.filter(story=story).filter(
-            Q(pk__in=roots[start : start + per_page + 1]) | Q(root_id__in=roots[start : start + per_page])
-        )
-    )
+    page = functools.partial(_thread_page_comments, sort=sort, start=start, per_page=per_page)
+    values = {"story_id": story.pk} | ({"viewer_id": viewer.user_id} if viewer.user_id is not None else {})
+    shape = ("thread_page", sort, start, per_page, viewer.user_id is None)
+    comments = [ThreadComment(*row) for row in rows_compiled_once(shape, page, **values)]
     top = sorted((c for c in comments if c.parent_id is None), key=_SORT_KEYS[sort])
     next_start = start + per_page if len(top) > per_page else None
     rows = build_rows(comments, roots=top[:per_page], viewer=viewer)
     return ThreadPage(story=story, rows=rows, sort=sort, start=start, next_start=next_start)
+
+
+def _thread_page_comments(
+    *, story_id: int, sort: str, start: int, per_page: int, viewer_id: int | None = None
+) -> models.QuerySet:
+    """The page's threads whole, and the first top-level comment of the next page alone: it says whether
+    there is a next page without a second query. Unordered: the tree is put in order in Python."""
+    roots = (
+        Comment.objects.filter(story_id=story_id)
+        .top_level()
+        .listed_for(viewer_id)
+        .order_by(*_ORDERINGS[sort])
+        .values("pk")
+    )
+    return (
+        Comment.objects.filter(story_id=story_id)
+        .filter(Q(pk__in=roots[start : start + per_page + 1]) | Q(root_id__in=roots[start : start + per_page]))
+        .order_by()
+        .thread_values()
+    )
 
 
 def _picks_page(*, story: Story, viewer: Viewer, start: int, per_page: int) -> ThreadPage:
