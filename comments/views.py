@@ -146,8 +146,10 @@ def story_page_comments(
 
 
 STORY_PAGE_THREAD_SECONDS = 60
-# The first pages of threads kept in this process, the least recently read forgotten first.
-_kept_first_pages = KeptHere(500, STORY_PAGE_THREAD_SECONDS)
+# The first pages of threads kept in this process, the least recently read forgotten first: 5 to 100 KB
+# each (20 threads whole), a few MB in all.
+STORY_PAGE_THREADS_IN_PROCESS = 200
+_kept_first_pages = KeptHere(STORY_PAGE_THREADS_IN_PROCESS, STORY_PAGE_THREAD_SECONDS)
 
 
 def _first_page_context(request: HttpRequest, story: Story, story_is_current: bool) -> dict:

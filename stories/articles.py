@@ -1,6 +1,6 @@
 """A story page's article (everything above the comments) rendered once per version of the story and kept
-in the process, so that a page made anew after a comment, or for a reader with no cached page, costs
-its thread and one small query rather than the story's queries and templates again.
+in the process, so that a page made anew after a comment costs its thread and the story's comment count
+rather than the story's queries and templates again.
 
 An article is kept with the generations of what it shows (the site's sections, tags, regions and
 sources; the story; the stories it lists as other coverage), read before it was rendered, and used
@@ -29,8 +29,8 @@ from .selectors import story_for_page, story_page_metadata
 # (PostgreSQL refuses it), so the mark only ever comes from here.
 _BACK_QUERY_MARK = "\x00back-query\x00"
 ARTICLE_SECONDS = 60
-# Kept articles per process, the least recently read forgotten first: 20 to 60 KB each.
-ARTICLES_IN_PROCESS = 500
+# Kept articles per process, the least recently read forgotten first: 20 to 60 KB each, a few MB in all.
+ARTICLES_IN_PROCESS = 200
 
 _kept_articles = KeptHere(ARTICLES_IN_PROCESS, ARTICLE_SECONDS)
 

@@ -622,6 +622,13 @@ class Story(models.Model):
     def get_absolute_url(self) -> str:
         return _story_path().format(self.slug)
 
+    @classmethod
+    def from_db(cls, db, field_names, values) -> "Story":
+        story = super().from_db(db, field_names, values)
+        # The address its pages were cached under, which a new slug must invalidate too (stories/signals.py).
+        story.slug_as_loaded = story.__dict__.get("slug")
+        return story
+
     def clean_text(self) -> None:
         """Cut the body to STORY_BODY_MAX_CHARS, sanitise it and derive its plain text and reading time (also
         for bulk creation). Every body passes here: imported, extracted, written by a labeller or an editor."""

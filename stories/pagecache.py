@@ -108,7 +108,7 @@ def bump_generation() -> None:
 
 def stories_changed(*slugs: str) -> None:
     """Invalidate the lists and the pages of these stories: a story was added, changed or removed."""
-    _bump([LISTS, *(story_scope(slug) for slug in slugs if slug)])
+    _bump([LISTS, *dict.fromkeys(story_scope(slug) for slug in slugs if slug)])
 
 
 def reader_did_something(user_id: int) -> None:

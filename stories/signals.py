@@ -17,7 +17,8 @@ SOURCE_FIELDS_SHOWN = frozenset({"name", "slug", "homepage_url", "attribution"})
 
 @receiver([post_save, post_delete], sender=Story)
 def invalidate_story_pages(instance: Story, **kwargs) -> None:
-    slugs = [instance.slug]
+    # A story given a new slug leaves its old address: the pages kept under it go as well.
+    slugs = [instance.slug, getattr(instance, "slug_as_loaded", None)]
     if instance.duplicate_of_id:
         slugs += Story.objects.filter(pk=instance.duplicate_of_id).values_list("slug", flat=True)
     pagecache.stories_changed(*slugs)

@@ -323,3 +323,19 @@ def test_a_kept_article_counts_the_views_of_each_reader(client, article_kept, re
 
     article_kept.refresh_from_db()
     assert article_kept.view_count == 2
+
+
+@pytest.mark.parametrize("page_cache_seconds", [0, 60])
+def test_a_story_given_a_new_address_is_gone_from_the_old_one_at_once(client, settings, page_cache_seconds):
+    settings.VISITOR_PAGE_CACHE_SECONDS = page_cache_seconds
+    story = StoryFactory(title="Ferry timetable doubles")
+    old_address = story.get_absolute_url()
+    client.get(old_address)
+    client.get(old_address)
+
+    story = Story.objects.get(pk=story.pk)
+    story.slug = "ferry-timetable-doubles-again"
+    story.save()
+
+    assert client.get(old_address).status_code == 404
+    assert client.get(story.get_absolute_url()).status_code == 200
