@@ -74,9 +74,7 @@ def _compile(build: Callable[..., QuerySet], names: list[str]) -> tuple[str, tup
     queryset = build(**markers)
     sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     by_marker = {marker: name for name, marker in markers.items()}
-    slots = {
-        index: by_marker[value] for index, value in enumerate(params) if isinstance(value, int) and value in by_marker
-    }
+    slots = {index: by_marker[value] for index, value in enumerate(params) if _is_marker(value, by_marker)}
     if set(slots.values()) != set(names) or any(str(marker) in sql for marker in by_marker):
         return None
     return sql, tuple(params), slots
