@@ -8,6 +8,7 @@ read the request, call a service or a selector, and choose the response.
 """
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -64,11 +65,19 @@ _ACTIONS = {
 @pagecache.visitor_page(story_slug="slug")
 @require_safe
 def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
-    """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments."""
-    story = _published_story(slug)
+    """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments. What a
+    visitor gets is kept in the process per version of the discussion, as the story page's first page is."""
+    story = _published_story(slug, fields=_POSTING_STORY_FIELDS)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
-    context = _thread_context(request, story)
-    response = pagecache.changes_at(render(request, part, context), context["comments_close_at"])
+    sort, start = selectors.parse_sort(request.GET.get("sort")), selectors.parse_start(request.GET.get("start"))
+
+    def rendered() -> dict:
+        context = _thread_context(request, story, sort=sort, start=start)
+        return {"html": render_to_string(part, context, request), "comments_close_at": context["comments_close_at"]}
+
+    generations = None if request.user.is_authenticated else pagecache.current_generations(_thread_scopes(story))
+    made = _kept_for_visitors(request, story, (part, sort, start), generations, rendered)
+    response = pagecache.changes_at(HttpResponse(made["html"]), made["comments_close_at"])
     return pagecache.about_story(response, story)
 
 
@@ -128,28 +137,43 @@ def story_page_comments(
     The story page is kept in the page cache with these comments in it for every reader: every change to
     a published comment invalidates it, and nothing here differs between readers. Made for a visitor, it
     is also kept in the process with the `generations` of the site, the story and its discussion, read
-    before the page was made, for as long as they stay the same (STORY_PAGE_THREAD_SECONDS at most).
+    before the page was made, for as long as they stay the same (`_kept_for_visitors`).
     `story_is_current`: its comment count was read with this request, not kept.
     """
-    scopes = (pagecache.SITE, pagecache.story_scope(story.slug), pagecache.discussion_scope(story.slug))
+    return _kept_for_visitors(
+        request, story, ("story_page",), generations, lambda: _first_page_context(request, story, story_is_current)
+    )
+
+
+def _thread_scopes(story: Story) -> tuple[str, ...]:
+    """What a thread's page shows: the site's labels (and moderation rules), the story, its comments."""
+    return (pagecache.SITE, pagecache.story_scope(story.slug), pagecache.discussion_scope(story.slug))
+
+
+def _kept_for_visitors(
+    request: HttpRequest, story: Story, what: tuple, generations: dict[str, int] | None, make: Callable[[], dict]
+) -> dict:
+    """`make()`'s rendering of a part of the story's thread (`what` names it, with its sort and start),
+    kept in the process for visitors while the `generations` of what it shows, read before it was
+    made, stay the same (KEPT_THREAD_SECONDS at most, and never past the thread's closing)."""
+    scopes = _thread_scopes(story)
     if request.user.is_authenticated or generations is None or not set(scopes) <= generations.keys():
-        return _first_page_context(request, story, story_is_current)
-    key = (story.pk, *(generations[scope] for scope in scopes))
-    kept = _kept_first_pages.get_many([key]).get(key)
+        return make()
+    key = (story.pk, *what, *(generations[scope] for scope in scopes))
+    kept = _kept_threads.get_many([key]).get(key)
     if kept is None:
-        kept = _first_page_context(request, story, story_is_current)
-        if kept["comments_close_at"] is None or kept["comments_close_at"] > timezone.now() + timedelta(
-            seconds=STORY_PAGE_THREAD_SECONDS
-        ):
-            _kept_first_pages.set_many({key: kept})
+        kept = make()
+        closes = kept["comments_close_at"]
+        if closes is None or closes > timezone.now() + timedelta(seconds=KEPT_THREAD_SECONDS):
+            _kept_threads.set_many({key: kept})
     return kept
 
 
-STORY_PAGE_THREAD_SECONDS = 60
-# The first pages of threads kept in this process, the least recently read forgotten first: 5 to 100 KB
-# each (20 threads whole), a few MB in all.
-STORY_PAGE_THREADS_IN_PROCESS = 200
-_kept_first_pages = KeptHere(STORY_PAGE_THREADS_IN_PROCESS, STORY_PAGE_THREAD_SECONDS)
+KEPT_THREAD_SECONDS = 60
+# Thread pages kept in this process, the least recently read forgotten first: 5 to 150 KB each (a page
+# of 20 threads whole), a few MB in all.
+KEPT_THREADS_IN_PROCESS = 200
+_kept_threads = KeptHere(KEPT_THREADS_IN_PROCESS, KEPT_THREAD_SECONDS)
 
 
 def _first_page_context(request: HttpRequest, story: Story, story_is_current: bool) -> dict:
@@ -166,9 +190,9 @@ def _first_page_context(request: HttpRequest, story: Story, story_is_current: bo
     }
 
 
-def forget_kept_first_pages() -> None:
+def forget_kept_threads() -> None:
     """Empty what this process keeps (for tests, which start each with empty caches)."""
-    _kept_first_pages.clear()
+    _kept_threads.clear()
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -452,8 +476,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 # --- Helpers ---------------------------------------------------------------------------------
 
 
-def _published_story(slug: str) -> Story:
-    story = Story.objects.published().filter(slug=slug).first()
+def _published_story(slug: str, *, fields: tuple[str, ...] | None = None) -> Story:
+    stories = Story.objects.published()
+    story = (stories.only(*fields) if fields else stories).filter(slug=slug).first()
     if story is None:
         raise Http404("No such story.")
     return story

@@ -48,7 +48,7 @@ def fresh_cache():
     cache.clear()
     personal.forget_everything_kept()
     articles.forget_kept_articles()
-    comment_views.forget_kept_first_pages()
+    comment_views.forget_kept_threads()
     yield
     cache.clear()
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from comments import selectors, services
 from comments.models import Comment, Commenter
-from comments.views import forget_kept_first_pages
+from comments.views import forget_kept_threads
 from stories import pagecache
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
@@ -108,7 +108,7 @@ def test_the_thread_tells_the_script_where_and_how_often_to_ask(client, story, s
 
     settings.COMMENTS_LIVE_POLL_SECONDS = 0
     settings.VISITOR_PAGE_CACHE_SECONDS = 0
-    forget_kept_first_pages()  # what a process kept goes with it when a changed setting restarts it
+    forget_kept_threads()  # what a process kept goes with it when a changed setting restarts it
     assert 'id="comment-live"' not in client.get(story.get_absolute_url()).content.decode()
 
 

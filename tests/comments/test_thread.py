@@ -72,18 +72,22 @@ def test_visitor_thread_takes_two_queries_for_10_or_500_comments(
     client, story, django_assert_num_queries, top_level, replies_each
 ):
     make_thread(story, top_level=top_level, replies_each=replies_each)
-    fragment(client, story)  # the moderation rules are read once, then cached
+    fragment(client, StoryFactory())  # the moderation rules are read once, then cached
 
     # the story; the page's comments with their authors
     with django_assert_num_queries(2):
         html = fragment(client, story)
+    # then the page is kept until the story or its comments change: the story alone
+    with django_assert_num_queries(1):
+        again = fragment(client, story)
     assert len(comment_ids(html)) == min(top_level, 20) * (1 + replies_each)
+    assert again == html
 
 
 @pytest.mark.parametrize("replies", [9, 499])
 def test_one_thread_of_any_size_comes_from_one_query(client, story, django_assert_num_queries, replies):
     make_thread(story, top_level=1, replies_each=replies)
-    fragment(client, story)
+    fragment(client, StoryFactory())
 
     with django_assert_num_queries(2):
         html = fragment(client, story)
@@ -98,11 +102,11 @@ def test_signed_in_thread_takes_a_fixed_number_of_queries(
     client.force_login(reader)
     fragment(client, story)
 
-    # the thread every reader shares: the story and the comments; then this reader's parts: the story once
-    # more, and the reader's facts they need: their standing and email, the stories they have comments
-    # awaiting moderation on, commented on and recommended on (none: so their actions on the comments
-    # shown need no query). Their account comes from the cache.
-    with django_assert_num_queries(7):
+    # the thread every reader shares: the story (its comments are kept from the first request); then this
+    # reader's parts: the story once more, and the reader's facts they need: their standing and email, the
+    # stories they have comments awaiting moderation on, commented on and recommended on (none: so their
+    # actions on the comments shown need no query). Their account comes from the cache.
+    with django_assert_num_queries(6):
         fragment(client, story)
 
 
@@ -338,3 +342,17 @@ def test_visitor_fragment_is_served_from_the_page_cache(client, story, settings,
     with django_assert_num_queries(0):
         response = client.get(f"/comments/{story.slug}/thread/")
     assert response["X-Page-Cache"] == "hit"
+
+
+def test_a_kept_thread_shows_a_new_comment_at_once_in_every_order(
+    client, story, author, django_capture_on_commit_callbacks
+):
+    CommentFactory(story=story, body_source="The first word.")
+    for order in ("oldest", "newest"):
+        fragment(client, story, sort=order)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.comment_create(story=story, author=author, body="A second opinion on the ferries.")
+
+    assert "A second opinion on the ferries." in fragment(client, story, sort="oldest")
+    assert "A second opinion on the ferries." in fragment(client, story, sort="newest")
