@@ -1,5 +1,6 @@
 """The hottest queries made cheaper: compiled once per process, and planned once per database connection."""
 
+import weakref
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,10 @@ class _LoggedAsWritten(CursorDebugWrapper):
         return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
+# The database connections (psycopg's) set up for prepared statements.
+_set_up: weakref.WeakSet = weakref.WeakSet()
+
+
 @contextmanager
 def planned_once() -> Iterator[CursorWrapper]:
     """A cursor whose queries PostgreSQL plans once per connection and then runs from the kept plan.
@@ -23,8 +28,9 @@ def planned_once() -> Iterator[CursorWrapper]:
     Django's cursors bind parameters on the client, so PostgreSQL plans every query anew; for the story
     list's query that planning took three times as long as running it. This cursor binds them on the
     server and psycopg prepares each query on its first run (behind a pooler that cannot keep prepared
-    statements, set `prepare_threshold` to None in the database OPTIONS: that is kept). Only for SQL
-    written out with `%s` placeholders whose plan does not depend on the values. It is instrumented like
+    statements, set `prepare_threshold` to None in the database OPTIONS: then it is the ordinary cursor).
+    Only for SQL written out with `%s` placeholders whose best plan does not depend on the values, and
+    with its LIMIT written in (a generic plan cannot see a LIMIT's value). It is instrumented like
     any other cursor (query logging, execute wrappers); on other databases it is the ordinary cursor."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
@@ -32,11 +38,23 @@ def planned_once() -> Iterator[CursorWrapper]:
         return
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    if "prepare_threshold" not in connection.settings_dict["OPTIONS"]:
-        # Django leaves it None (off): only server-side binding cursors like this one ever prepare.
-        connection.connection.prepare_threshold = 0
+    raw_connection = connection.connection
+    if raw_connection not in _set_up:
+        if connection.in_atomic_block or "prepare_threshold" in connection.settings_dict["OPTIONS"]:
+            # A session setting made in a transaction leaves with its rollback: set up outside one. And an
+            # operator's prepare_threshold (None behind a pooler) is theirs.
+            with connection.cursor() as cursor:
+                yield cursor
+            return
+        # Django leaves it None (off); only server-side binding cursors like this one ever prepare, so the
+        # connection's prepared statements are this cursor's alone. They run from their generic plan,
+        # which PostgreSQL, left to choose, passes over on a large table for planning anew every time
+        # (the same plan, its cost reckoned from the values at hand rather than guessed).
+        raw_connection.prepare_threshold = 0
+        raw_connection.execute("SET plan_cache_mode = force_generic_plan")
+        _set_up.add(raw_connection)
     with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
+        raw = ServerBindingCursor(raw_connection)
     cursor = _LoggedAsWritten(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
     with cursor:
         yield cursor

@@ -355,12 +355,13 @@ def listed_card_rows(
         sql.append(" AND (s.published_at, s.id) < (%s, %s)" if after else " AND (s.published_at, s.id) > (%s, %s)")
         params += [connection.ops.adapt_datetimefield_value(published_at), pk]
     order = "ASC" if before and not after else "DESC"
-    sql.append(f" ORDER BY s.published_at {order}, s.id {order} LIMIT %s")
+    # The limit written in, so that a plan kept for the query is as cheap as one made for its values.
+    sql.append(f" ORDER BY s.published_at {order}, s.id {order} LIMIT {int(limit)}")
     # The filters take their plan from their values (a rare section reads its own index, a common one the
     # list's newest rows): only the unfiltered list, the most read, runs from a plan kept per connection.
     filtered = region_ids or any(value is not None for value in (section_id, tag_id, source_id))
     with connection.cursor() if filtered else planned_once() as cursor:
-        cursor.execute("".join(sql), [*params, limit])
+        cursor.execute("".join(sql), params)
         rows = cursor.fetchall()
     if connection.vendor == "sqlite":  # it hands back naive UTC times
         rows = [(*row[:4], timezone.make_aware(row[4], UTC), *row[5:]) for row in rows]
