@@ -14,6 +14,7 @@ the generations).
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -107,7 +108,8 @@ def story_article(request: HttpRequest, slug: str, *, reader: str) -> Lookup:
 
 
 def _render(request: HttpRequest, story: Story, scopes: tuple[str, ...], generations: dict[str, int] | None) -> Article:
-    head = render_to_string("stories/_story_head.html", {"story": story, "meta": story_page_metadata(request, story)})
+    meta = story_page_metadata(request, story)
+    head = render_to_string("stories/_story_head.html", {"story": story, "meta": meta, "SITE_NAME": settings.SITE_NAME})
     context = {"story": story, "back_query": _BACK_QUERY_MARK}
     body = render_to_string("stories/_story_article.html", context, request)
     return Article(story, mark_safe(head), body, scopes, generations)  # noqa: S308 - rendered by the template

@@ -119,12 +119,13 @@ def test_login_link_comes_back_to_this_storys_comments(client, reference_story):
     assert f'href="/accounts/login/?next={next_url}">Log in to comment.</a>' in html
 
 
-def test_page_has_canonical_open_graph_and_news_article_json_ld(client, reference_story):
+def test_page_has_canonical_open_graph_and_news_article_json_ld(client, reference_story, settings):
     html = client.get(reference_story.get_absolute_url(), {"section": "technology"}).content.decode()
     canonical = f"http://testserver{reference_story.get_absolute_url()}"
 
     assert f'<link rel="canonical" href="{canonical}">' in html
     assert f'<meta property="og:title" content="{reference_story.title}">' in html
+    assert f'<meta property="og:site_name" content="{settings.SITE_NAME}">' in html
     assert '<meta property="og:type" content="article">' in html
     ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
     assert ld["@type"] == "NewsArticle"
