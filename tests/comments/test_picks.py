@@ -287,7 +287,7 @@ def test_badges_cost_no_query_per_comment(client, story, moderator, django_asser
     staff = UserFactory(username="desk", is_staff=True)
     for n in range(30):
         CommentFactory(story=story, author=(moderator, staff, None)[n % 3] or UserFactory())
-    thread(client, story)  # the moderation rules are read once, then cached
+    thread(client, StoryFactory())  # the moderation rules are read once, then cached
 
     # the story; the page's comments with their authors and badges
     with django_assert_num_queries(2):
