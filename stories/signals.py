@@ -2,7 +2,8 @@
 
 A story's change reaches the lists and its own pages (and the page of the story it duplicates, which
 lists it as other coverage); a change to a section, tag, region or source as readers see it reaches
-every page. An import's bookkeeping on its source (when it fetched, what it got) reaches none.
+every page, though a new tag or region reaches none: no page shows it before a story carries it. An
+import's bookkeeping on its source (when it fetched, what it got) reaches none.
 """
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -42,7 +43,14 @@ def invalidate_pages_showing_a_source(update_fields=None, **kwargs) -> None:
 
 
 @receiver([post_save, post_delete], sender=Section)
-@receiver([post_save, post_delete], sender=Tag)
-@receiver([post_save, post_delete], sender=Region)
 def invalidate_every_page(**kwargs) -> None:
     pagecache.bump_generation()
+
+
+@receiver([post_save, post_delete], sender=Tag)
+@receiver([post_save, post_delete], sender=Region)
+def invalidate_pages_naming(created: bool = False, **kwargs) -> None:
+    # A new tag or region is on no page until a story carries it, and that story's change invalidates the
+    # pages that show it. Labelling creates them as it goes: bumping here emptied the whole cache per import.
+    if not created:
+        pagecache.bump_generation()

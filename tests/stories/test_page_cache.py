@@ -10,7 +10,7 @@ from django.test import Client
 from stories import pagecache, viewcounts, views
 from stories.models import Story
 from stories.tasks import flush_story_views
-from tests.factories import StoryFactory
+from tests.factories import RegionFactory, StoryFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -193,6 +193,38 @@ def test_an_import_bookkeeping_its_source_leaves_pages_alone_and_a_rename_does_n
 
     source.name = "The Harbour Courier"
     source.save(update_fields=["name"])
+    assert not cached("/") and not cached(story.get_absolute_url())
+
+
+def test_labelling_a_story_with_a_new_tag_and_region_invalidates_its_pages_and_lists_only():
+    from stories.labelling.base import RegionGuess
+    from stories.labelling.service import region_for, tags_named
+
+    labelled, other = StoryFactory(), StoryFactory()
+    keep("/", labelled.get_absolute_url(), other.get_absolute_url())
+
+    labelled.region = region_for(RegionGuess(continent="Oceania", country="Tuvalu"))
+    labelled.save()
+    labelled.tags.set(tags_named(["Sea walls"]))
+
+    assert cached(other.get_absolute_url())
+    page = visitor().get(labelled.get_absolute_url())
+    assert "X-Page-Cache" not in page and b"Sea walls" in page.content and b"Tuvalu" in page.content
+    assert not cached("/")
+
+
+def test_a_renamed_tag_or_region_invalidates_every_page():
+    tag, region = TagFactory(name="Sea walls"), RegionFactory(name="Far North")
+    story = StoryFactory(tags=[tag], region=region)
+    keep("/", story.get_absolute_url())
+
+    tag.name = "Coastal defences"
+    tag.save()
+    assert not cached("/") and not cached(story.get_absolute_url())
+
+    keep("/", story.get_absolute_url())
+    region.name = "The Far North"
+    region.save()
     assert not cached("/") and not cached(story.get_absolute_url())
 
 
