@@ -75,7 +75,9 @@ def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
         context = _thread_context(request, story, sort=sort, start=start)
         return {"html": render_to_string(part, context, request), "comments_close_at": context["comments_close_at"]}
 
-    generations = None if request.user.is_authenticated else pagecache.current_generations(_thread_scopes(story))
+    generations = (
+        None if request.user.is_authenticated else pagecache.current_generations(pagecache.story_scopes(story.slug))
+    )
     made = _kept_for_visitors(request, story, (part, sort, start), generations, rendered)
     response = pagecache.changes_at(HttpResponse(made["html"]), made["comments_close_at"])
     return pagecache.about_story(response, story)
@@ -145,18 +147,13 @@ def story_page_comments(
     )
 
 
-def _thread_scopes(story: Story) -> tuple[str, ...]:
-    """What a thread's page shows: the site's labels (and moderation rules), the story, its comments."""
-    return (pagecache.SITE, pagecache.story_scope(story.slug), pagecache.discussion_scope(story.slug))
-
-
 def _kept_for_visitors(
     request: HttpRequest, story: Story, what: tuple, generations: dict[str, int] | None, make: Callable[[], dict]
 ) -> dict:
     """`make()`'s rendering of a part of the story's thread (`what` names it, with its sort and start),
     kept in the process for visitors while the `generations` of what it shows, read before it was
     made, stay the same (KEPT_THREAD_SECONDS at most, and never past the thread's closing)."""
-    scopes = _thread_scopes(story)
+    scopes = pagecache.story_scopes(story.slug)
     if request.user.is_authenticated or generations is None or not set(scopes) <= generations.keys():
         return make()
     key = (story.pk, *what, *(generations[scope] for scope in scopes))

@@ -15,7 +15,10 @@ show; a story page, its thread and its comments' pages on that story (and on the
 beside it as other coverage). A change bumps only the generations it touches: a comment, its
 story's; an imported or relabelled story, its own and the lists'. A visitor never gets a page older
 than the last change to what it shows, except for counts on the lists (comments, views), which may
-lag by up to LIST_PAGE_CACHE_SECONDS, and views on a story page, by up to VISITOR_PAGE_CACHE_SECONDS.
+lag by up to LIST_PAGE_CACHE_SECONDS, and views on a story page, by up to VISITOR_PAGE_CACHE_SECONDS;
+and while one request renders a list anew after its stories changed, the others meanwhile get its
+previous copy (for RENEWING_MILLISECONDS at most) rather than all rendering it at once. A change made
+in a transaction invalidates once it commits.
 The generations and the page come back in one cache round trip once a process has seen the page.
 """
 
@@ -25,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -36,6 +40,7 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -57,6 +62,10 @@ GENERATION_KEY_PREFIX = "newsreader:pages:generation:"
 SITE, LISTS = "site", "lists"
 # What a page depends on until it says otherwise: the views that do not name a story are lists.
 DEFAULT_SCOPES = (SITE, LISTS)
+# While one request renders a list anew after stories changed, the others asking for it are answered
+# its previous copy, for this long at most: the copy is one render behind the stories.
+RENEWING_MILLISECONDS = 2_000
+RENEWING_SUFFIX = ":renewing"
 # Headers that belong to one response, never to a copy served later.
 _UNCACHED_HEADERS = frozenset({"content-length", "date", "set-cookie", "x-page-cache"})
 
@@ -69,6 +78,11 @@ def discussion_scope(slug: str) -> str:
     """A story's comments: apart from the story itself, so what a page shows besides them (a reader's
     comment form, their follow buttons) need not be made anew with every comment."""
     return f"discussion:{slug}"
+
+
+def story_scopes(slug: str) -> tuple[str, ...]:
+    """What every page about a story shows: the site's labels, the story and its discussion."""
+    return (SITE, story_scope(slug), discussion_scope(slug))
 
 
 def reader_scope(user_id: int) -> str:
@@ -146,7 +160,37 @@ def current_generations(scopes: tuple[str, ...], *, count_view: tuple[int, str] 
     return {scope: int(value or 0) for scope, value in zip(scopes, values, strict=True)}
 
 
+_waiting_for_commit = threading.local()
+
+
+def in_transaction() -> bool:
+    return transaction.get_connection().in_atomic_block
+
+
 def _bump(scopes: list[str]) -> None:
+    """Invalidate these scopes; inside a transaction, once it commits. Bumped before, a page rendered from the
+    rows as they were before the commit would be kept under the new generation, and shown until the next
+    change. The scopes a transaction bumps are bumped together, once each."""
+    if not in_transaction():
+        _increment(scopes)
+        return
+    waiting = getattr(_waiting_for_commit, "scopes", None)
+    if waiting is None:
+        waiting = _waiting_for_commit.scopes = {}
+    waiting.update(dict.fromkeys(scopes))
+    # Registered each time, as a rolled-back savepoint drops the callbacks made inside it; the first to run
+    # bumps everything waiting.
+    transaction.on_commit(_bump_waiting)
+
+
+def _bump_waiting() -> None:
+    waiting = getattr(_waiting_for_commit, "scopes", None)
+    if waiting:
+        _waiting_for_commit.scopes = {}
+        _increment(list(waiting))
+
+
+def _increment(scopes: list[str]) -> None:
     keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
     client = viewcounts.redis_client()
     if client is None:
@@ -194,7 +238,7 @@ def shows_story(response: HttpResponse, story: "Story", *, beside: tuple["Story"
 def about_story(response: HttpResponse, story: "Story", *, beside: tuple["Story", ...] = ()) -> HttpResponse:
     """Say that a page (a thread, a comment's page) changes with this story and its discussion only."""
     others = tuple(story_scope(other.slug) for other in beside if other is not None)
-    response.page_scopes = (SITE, story_scope(story.slug), discussion_scope(story.slug), *others)
+    response.page_scopes = (*story_scopes(story.slug), *others)
     return response
 
 
@@ -221,8 +265,7 @@ def _expected_scopes(path: str) -> tuple[str, ...] | None:
     if page is None:
         return None
     if page.story_slug and page.story_slug in match.kwargs:
-        slug = match.kwargs[page.story_slug]
-        return (SITE, story_scope(slug), discussion_scope(slug))
+        return story_scopes(match.kwargs[page.story_slug])
     return DEFAULT_SCOPES
 
 
@@ -231,12 +274,12 @@ def _page_key(request: HttpRequest) -> str:
     return "newsreader:pages:v2:" + hashlib.blake2b(request.get_full_path().encode(), digest_size=16).hexdigest()
 
 
-def _respond(page: CachedPage) -> HttpResponse:
+def _respond(page: CachedPage, *, result: str = "hit") -> HttpResponse:
     response = HttpResponse(page.content)
     for name, value in page.headers:
         response[name] = value
     response["Content-Length"] = str(len(page.content))
-    response["X-Page-Cache"] = "hit"
+    response["X-Page-Cache"] = result
     return response
 
 
@@ -284,6 +327,15 @@ class _Lookup:
         return self.page is not None and self.page.is_current(self.generations)
 
     @property
+    def behind_the_lists_only(self) -> bool:
+        """Whether the page found is a list that only stories added or changed since have made out of date."""
+        if self.hit or self.page is None or LISTS not in self.page.generations:
+            return False
+        return all(
+            self.generations.get(scope) == kept for scope, kept in self.page.generations.items() if scope != LISTS
+        )
+
+    @property
     def result(self) -> str:
         """For /metrics: "hit", "miss" or "unavailable"."""
         return "hit" if self.hit else "miss" if self.generations is not None else "unavailable"
@@ -323,6 +375,35 @@ def _fetch(
         _remember(key, tuple(page.generations), page.story_id)
         return _Lookup(generations, None)
     return _Lookup(generations, page, view_counted=story_id is not None)
+
+
+def _renewed_elsewhere(key: str, found: _Lookup) -> bool:
+    """Whether another request is already rendering this out-of-date list anew, so that this one may be
+    answered its previous copy; when none is, this request takes the rendering on (`_renewed`).
+
+    An import changes the lists once per story it stores, labels or illustrates: without this, every
+    request for a list in the meantime rendered it again, all at once."""
+    if not found.behind_the_lists_only:
+        return False
+    client = viewcounts.redis_client()
+    if client is None:
+        return False
+    try:
+        return not client.set(key + RENEWING_SUFFIX, 1, nx=True, px=RENEWING_MILLISECONDS)
+    except redis.RedisError as error:
+        _log_unless_unreachable("The page cache is unavailable.", error)
+        return False
+
+
+def _renewed(key: str) -> None:
+    """The list this request took on rendering is done: the next request for it renders it, or finds it."""
+    client = viewcounts.redis_client()
+    if client is None:
+        return
+    try:
+        client.delete(key + RENEWING_SUFFIX)
+    except redis.RedisError as error:
+        _log_unless_unreachable("The page cache is unavailable.", error)
 
 
 def _remember(key: str, scopes: tuple[str, ...], story_id: int | None) -> None:
@@ -378,10 +459,16 @@ class VisitorPageCacheMiddleware:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, reader)
             return _respond(found.page)
+        if _renewed_elsewhere(key, found):
+            return _respond(found.page, result="stale")
 
-        response = self.get_response(request)
-        if found.generations is not None and _storable(request, response):
-            _store(key, response, found.generations)
+        try:
+            response = self.get_response(request)
+            if found.generations is not None and _storable(request, response):
+                _store(key, response, found.generations)
+        finally:
+            if found.behind_the_lists_only:
+                _renewed(key)
         return response
 
 
@@ -429,7 +516,17 @@ class ReaderPageCacheMiddleware:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, reader)
             return _personalised(_respond(found.page), request, _parts_version(found, found.page.generations))
+        if _renewed_elsewhere(key, found):
+            stale = _respond(found.page, result="stale")
+            return _personalised(stale, request, _parts_version(found, found.page.generations))
+        try:
+            return self._shared_page_made_anew(request, key, found, reader)
+        finally:
+            if found.behind_the_lists_only:
+                _renewed(key)
 
+    def _shared_page_made_anew(self, request: HttpRequest, key: str, found: _Lookup, reader: Callable) -> HttpResponse:
+        """The page rendered for a visitor's copy of the request, kept for everyone, with the reader's parts."""
         visitor = _as_visitor(request, reader=reader())
         response = self.get_response(visitor)
         if response.status_code == 404:

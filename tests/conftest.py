@@ -10,7 +10,7 @@ from django.core.cache import cache
 from comments import views as comment_views
 from newsreader import personal
 from newsreader.cache import redis_outage
-from stories import articles, viewcounts
+from stories import articles, pagecache, viewcounts
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -51,6 +51,18 @@ def fresh_cache():
     comment_views.forget_kept_threads()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def pages_invalidated_as_outside_tests(monkeypatch):
+    """A test runs inside a transaction of its own that never commits: the page cache, which invalidates
+    after a commit, looks only at the transactions the code under test opened."""
+    from django.db import connection
+
+    def in_transaction() -> bool:
+        return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+    monkeypatch.setattr(pagecache, "in_transaction", in_transaction)
 
 
 @pytest.fixture

@@ -228,6 +228,98 @@ def test_a_renamed_tag_or_region_invalidates_every_page():
     assert not cached("/") and not cached(story.get_absolute_url())
 
 
+def test_a_change_inside_a_transaction_invalidates_once_it_commits(django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    story = StoryFactory()
+    keep("/", story.get_absolute_url())
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        story.title = "Ferry timetable triples"
+        story.save()
+        story.tags.add(TagFactory())
+        # Rendered now, the page would show the rows as they were before the commit.
+        assert cached("/") and cached(story.get_absolute_url())
+
+    assert b"Ferry timetable triples" in visitor().get(story.get_absolute_url()).content
+    assert not cached("/")
+
+
+def test_the_scopes_a_transaction_changes_are_bumped_once_each(django_capture_on_commit_callbacks, redis_client):
+    from django.db import transaction
+
+    story = StoryFactory()
+    lists_before = pagecache.current_generations((pagecache.LISTS,))[pagecache.LISTS]
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        story.tags.add(TagFactory())
+        story.save()
+        StoryFactory()
+
+    assert pagecache.current_generations((pagecache.LISTS,))[pagecache.LISTS] == lists_before + 1
+
+
+def test_a_change_rolled_back_invalidates_nothing(django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    story = StoryFactory()
+    keep("/", story.get_absolute_url())
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), transaction.atomic():
+        story.title = "A headline never published"
+        story.save()
+        transaction.set_rollback(True)
+
+    assert cached("/") and cached(story.get_absolute_url())
+
+
+def renewing(redis_client) -> str:
+    """The mark a request leaves while it renders the one page kept anew."""
+    (page_key,) = (key.decode() for key in redis_client.scan_iter("*newsreader:pages:v2:*"))
+    return page_key + pagecache.RENEWING_SUFFIX
+
+
+def test_while_a_changed_list_is_rendered_anew_others_get_its_previous_copy(redis_client):
+    shown = StoryFactory()
+    keep("/")
+    rendering_elsewhere = renewing(redis_client)
+    StoryFactory(title="Night trams return", source=shown.source, section=shown.section)
+    redis_client.set(rendering_elsewhere, 1, px=2_000)
+
+    meanwhile = visitor().get("/")
+    assert meanwhile["X-Page-Cache"] == "stale" and b"Night trams return" not in meanwhile.content
+
+    redis_client.delete(rendering_elsewhere)
+    fresh = visitor().get("/")
+    assert "X-Page-Cache" not in fresh and b"Night trams return" in fresh.content
+    assert not redis_client.exists(rendering_elsewhere)  # the request that rendered it let go
+    assert cached("/")
+
+
+def test_a_list_behind_a_change_to_the_site_is_never_answered_from_its_previous_copy(redis_client):
+    story = StoryFactory()
+    keep("/")
+    redis_client.set(renewing(redis_client), 1, px=2_000)
+
+    story.section.name = "Getting around"
+    story.section.save()
+
+    page = visitor().get("/")
+    assert "X-Page-Cache" not in page and b"Getting around" in page.content
+
+
+def test_a_story_page_is_never_answered_from_its_previous_copy(redis_client):
+    story = StoryFactory()
+    keep(story.get_absolute_url())
+    redis_client.set(renewing(redis_client), 1, px=2_000)
+
+    story.title = "Ferry timetable triples"
+    story.save()
+
+    page = visitor().get(story.get_absolute_url())
+    assert "X-Page-Cache" not in page and b"Ferry timetable triples" in page.content
+
+
 def test_list_pages_are_kept_at_most_list_page_cache_seconds(settings, redis_client):
     settings.VISITOR_PAGE_CACHE_SECONDS = 600
     settings.LIST_PAGE_CACHE_SECONDS = 45

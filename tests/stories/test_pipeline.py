@@ -59,7 +59,9 @@ def test_each_finished_step_queues_the_next(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         pipeline.advance_story(story_id=story.pk)
 
-    assert len(callbacks) == 1
+    # Besides invalidating the pages that show the story, once the step's writes commit.
+    sends = [callback for callback in callbacks if callback.__qualname__ == "_send.<locals>.send"]
+    assert len(sends) == 1
 
 
 def test_a_step_a_live_worker_holds_is_not_run_again():

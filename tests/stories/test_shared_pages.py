@@ -321,3 +321,19 @@ def test_readers_following_different_things_get_their_own_follow_buttons_from_on
     assert "Follow Tide Table Weekly" in pages[other.pk] and "Unfollow Tide Table Weekly" not in pages[other.pk]
     assert csrf_token_in(pages[follower.pk]) != csrf_token_in(pages[other.pk])
     assert personal.CSRF_PLACEHOLDER not in pages[follower.pk] + pages[other.pk]
+
+
+def test_a_reader_asking_for_a_list_being_rendered_anew_gets_its_previous_copy_with_their_parts(redis_client):
+    shown = StoryFactory()
+    ana = UserFactory(username="ana_reads", email="ana@example.org")
+    ana_client = signed_in(ana)
+    ana_client.get("/")
+    (page_key,) = redis_client.keys("newsreader:pages:v2:*")
+    StoryFactory(title="Night trams return", source=shown.source, section=shown.section)
+    redis_client.set(page_key + pagecache.RENEWING_SUFFIX.encode(), 1, px=2_000)
+
+    meanwhile = ana_client.get("/")
+
+    assert meanwhile["X-Page-Cache"] == "stale"
+    page = meanwhile.content.decode()
+    assert "Night trams return" not in page and "<bdi>ana_reads</bdi>" in page and "<!--nr:p" not in page
