@@ -296,6 +296,20 @@ def test_while_a_changed_list_is_rendered_anew_others_get_its_previous_copy(redi
     assert cached("/")
 
 
+def test_a_changed_list_is_rendered_anew_when_redis_fails_to_mark_who_renders_it(redis_client, monkeypatch):
+    shown = StoryFactory()
+    keep("/")
+    StoryFactory(title="Night trams return", source=shown.source, section=shown.section)
+
+    def refused(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away mid-request")
+
+    monkeypatch.setattr(redis_client, "set", refused)
+    page = visitor().get("/")
+
+    assert page.status_code == 200 and "X-Page-Cache" not in page and b"Night trams return" in page.content
+
+
 def test_a_list_behind_a_change_to_the_site_is_never_answered_from_its_previous_copy(redis_client):
     story = StoryFactory()
     keep("/")
