@@ -19,9 +19,11 @@ lag by up to LIST_PAGE_CACHE_SECONDS, and views on a story page, by up to VISITO
 and while one request renders a list anew after its stories changed, the others meanwhile get its
 previous copy (for RENEWING_MILLISECONDS at most) rather than all rendering it at once. A change made
 in a transaction invalidates once it commits.
-The generations and the page come back in one cache round trip once a process has seen the page.
+The generations and the page come back in one cache round trip once a process has seen the page, and a
+visitor's hit on a page the process has copied needs no round trip at all (stories/localpages.py).
 """
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -29,7 +31,8 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -49,7 +52,7 @@ from django.utils.cache import patch_vary_headers
 from newsreader import authentication, metrics, personal
 from newsreader.cache import UNREACHABLE
 
-from . import viewcounts
+from . import localpages, viewcounts
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -98,10 +101,17 @@ class CachedPage:
     headers: tuple[tuple[str, str], ...]
     # The story the page shows, whose view is counted on every hit.
     story_id: int | None
+    # When the kept page expires (seconds since the epoch): copies of it (stories.localpages) expire with it.
+    expires_at: float | None = None
 
     def to_bytes(self) -> bytes:
         """One line of JSON for everything but the content, then the content as it is."""
-        meta = {"generations": self.generations, "headers": self.headers, "story_id": self.story_id}
+        meta = {
+            "generations": self.generations,
+            "headers": self.headers,
+            "story_id": self.story_id,
+            "expires_at": self.expires_at,
+        }
         return json.dumps(meta).encode() + b"\n" + self.content
 
     @classmethod
@@ -109,7 +119,7 @@ class CachedPage:
         meta, _, content = data.partition(b"\n")
         fields = json.loads(meta)
         headers = tuple((name, value) for name, value in fields["headers"])
-        return cls(fields["generations"], content, headers, fields["story_id"])
+        return cls(fields["generations"], content, headers, fields["story_id"], fields.get("expires_at"))
 
     def is_current(self, generations: dict[str, int]) -> bool:
         return all(generations.get(scope) == generation for scope, generation in self.generations.items())
@@ -190,8 +200,35 @@ def _bump_waiting() -> None:
         _increment(list(waiting))
 
 
+@contextlib.contextmanager
+def bumps_together() -> Iterator[None]:
+    """Bump what the block changes in one round trip at its end: a form sent changes a story's discussion,
+    its author's parts and more, each once its transaction commits. Pages rendered meanwhile from the
+    changed rows are kept under the old generations, and made anew after the bump: never the reverse."""
+    if getattr(_bumped_together, "scopes", None) is not None:
+        yield
+        return
+    _bumped_together.scopes = {}
+    try:
+        yield
+    finally:
+        scopes, _bumped_together.scopes = _bumped_together.scopes, None
+        if scopes:
+            _increment(list(scopes))
+
+
+_bumped_together = threading.local()
+
+
 def _increment(scopes: list[str]) -> None:
+    """Bump the generations of these scopes, and tell every process so, which drops its copies of the pages
+    that depend on them (stories.localpages)."""
+    together = getattr(_bumped_together, "scopes", None)
+    if together is not None:
+        together.update(dict.fromkeys(scopes))
+        return
     keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
+    localpages.heard(scopes)
     client = viewcounts.redis_client()
     if client is None:
         for key in keys:
@@ -204,6 +241,7 @@ def _increment(scopes: list[str]) -> None:
         pipeline = client.pipeline(transaction=False)
         for key in keys:
             pipeline.incr(key)
+        localpages.queue_announcement(pipeline, scopes)
         pipeline.execute()
     except redis.RedisError as error:
         # Pages kept in Redis from before it went away expire within VISITOR_PAGE_CACHE_SECONDS.
@@ -417,15 +455,16 @@ def _count_view(key: str, page: CachedPage, reader: Callable[[], str]) -> None:
     _remember(key, tuple(page.generations), page.story_id)
 
 
-def _keep(key: str, page: CachedPage, *, seconds: int) -> None:
+def _keep(key: str, page: CachedPage, *, seconds: int) -> bool:
     client = viewcounts.redis_client()
     if client is None:
-        cache.set(key, page, seconds)
-        return
+        return cache.set(key, page, seconds) is not False
     try:
         client.set(key, page.to_bytes(), ex=seconds)
     except redis.RedisError as error:
         _log_unless_unreachable("Could not keep a page in the cache.", error)
+        return False
+    return True
 
 
 def _log_unless_unreachable(message: str, error: redis.RedisError) -> None:
@@ -453,11 +492,19 @@ class VisitorPageCacheMiddleware:
         key = _page_key(request)
         # Who is reading matters only on a page that shows a story, where it counts a view.
         reader = functools.partial(viewcounts.visitor_key, request)
+        copied = localpages.page(key)
+        if copied is not None:
+            metrics.PAGE_CACHE_LOOKUPS.labels(result="hit").inc()
+            if copied.story_id is not None:
+                localpages.count_view(copied.story_id, reader())
+            return _respond(copied)
+        mark = localpages.mark()
         found = _fetch(key, expected_scopes=expected_scopes, reader=reader)
         metrics.PAGE_CACHE_LOOKUPS.labels(result=found.result).inc()
         if found.hit:
             if found.page.story_id is not None and not found.view_counted:
                 _count_view(key, found.page, reader)
+            localpages.keep(key, found.page, mark=mark)
             return _respond(found.page)
         if _renewed_elsewhere(key, found):
             return _respond(found.page, result="stale")
@@ -465,7 +512,9 @@ class VisitorPageCacheMiddleware:
         try:
             response = self.get_response(request)
             if found.generations is not None and _storable(request, response):
-                _store(key, response, found.generations)
+                kept = _store(key, response, found.generations)
+                if kept is not None:
+                    localpages.keep(key, kept, mark=mark)
         finally:
             if found.behind_the_lists_only:
                 _renewed(key)
@@ -491,9 +540,10 @@ class ReaderPageCacheMiddleware:
             # Whatever a reader sends (a comment, a follow, a report) may change their parts: made anew. The
             # session says who they are without loading them (a form may sign them out, too).
             user_id = request.session.get(SESSION_KEY)
-            response = self.get_response(request)
-            if user_id is not None:
-                reader_did_something(user_id)
+            with bumps_together():
+                response = self.get_response(request)
+                if user_id is not None:
+                    reader_did_something(user_id)
             return response
         expected_scopes = _expected_scopes(request.path_info) if request.method in ("GET", "HEAD") else None
         # Who the session says is reading, before their account is loaded: their generation comes with the
@@ -545,15 +595,15 @@ class ReaderPageCacheMiddleware:
         return _personalised(response, request, _parts_version(found, dict.fromkeys(scopes)))
 
 
-def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> None:
-    """Keep a visitor's page with the generations read before it was rendered."""
+def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> CachedPage | None:
+    """Keep a visitor's page with the generations read before it was rendered; returns what was kept."""
     scopes = getattr(response, "page_scopes", DEFAULT_SCOPES)
     story_id = getattr(response, "story_id", None)
     if not set(scopes) <= generations.keys():
         # Generations read after rendering could already include a change the page missed: keep the
         # page next time, when this lookup reads them first.
         _remember(key, scopes, story_id)
-        return
+        return None
     seconds = settings.VISITOR_PAGE_CACHE_SECONDS
     if LISTS in scopes:
         seconds = min(seconds, settings.LIST_PAGE_CACHE_SECONDS)
@@ -562,7 +612,8 @@ def _store(key: str, response: HttpResponse, generations: dict[str, int]) -> Non
         seconds = min(seconds, math.ceil((changes - timezone.now()).total_seconds()))
     headers = tuple((name, value) for name, value in response.items() if name.lower() not in _UNCACHED_HEADERS)
     kept = {scope: generations[scope] for scope in scopes}
-    _keep(key, CachedPage(kept, response.content, headers, story_id), seconds=seconds)
+    page = CachedPage(kept, response.content, headers, story_id, expires_at=time.time() + seconds)
+    return page if _keep(key, page, seconds=seconds) else None
 
 
 def _as_visitor(request: HttpRequest, *, reader: str) -> HttpRequest:

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from comments import views as comment_views
 from newsreader import personal
 from newsreader.cache import redis_outage
-from stories import articles, pagecache, viewcounts
+from stories import articles, localpages, pagecache, viewcounts
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -49,8 +49,10 @@ def fresh_cache():
     personal.forget_everything_kept()
     articles.forget_kept_articles()
     comment_views.forget_kept_threads()
+    localpages.forget_everything()
     yield
     cache.clear()
+    localpages.forget_everything()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from django.test import Client
 
 from comments.models import Comment, ModerationRule
 from newsreader.clientaddr import client_address
-from stories import viewcounts
+from stories import localpages, viewcounts
 from stories.models import Story
 from stories.tasks import flush_story_views
 from tests.conftest import PASSWORD
@@ -158,6 +158,7 @@ def test_readers_behind_the_same_proxy_are_counted_as_different_readers(behind_p
     via_proxy("198.51.100.7").get(story.get_absolute_url())
     via_proxy("198.51.100.7").get(story.get_absolute_url())  # the same reader again (from the page cache, too)
     via_proxy("198.51.100.8").get(story.get_absolute_url())
+    localpages.send_views()
     flush_story_views()
 
     assert Story.objects.get(pk=story.pk).view_count == 2

@@ -22,7 +22,7 @@ from django.urls import path
 
 from comments.models import Comment, ModerationRule
 from newsreader.cache import client_options, redis_outage
-from stories import viewcounts
+from stories import localpages, viewcounts
 from tests.conftest import PASSWORD, require
 from tests.factories import CommentFactory, ModerationRuleFactory, StoryFactory
 
@@ -103,6 +103,15 @@ def wait_out_the_breaker(settings) -> None:
     time.sleep(settings.REDIS_OUTAGE_PAUSE_SECONDS + 0.1)
 
 
+def wait_until_pages_are_no_longer_copied() -> None:
+    """The web process hears that Redis stopped a moment after it did: its connection for invalidations
+    closes, and with it go the copies of pages it kept (stories/localpages.py)."""
+    deadline = time.monotonic() + 5
+    while localpages.copies.listening or len(localpages.copies):
+        assert time.monotonic() < deadline, "the process never heard that Redis stopped"
+        time.sleep(0.01)
+
+
 def signed_in(reader) -> Client:
     client = Client()
     client.force_login(reader)
@@ -175,6 +184,7 @@ def test_the_thread_fragment_renders_uncached_while_redis_is_stopped_and_is_cach
     assert visitor.get(url)["X-Page-Cache"] == "hit"
 
     private_redis.stop()
+    wait_until_pages_are_no_longer_copied()
     for _ in range(2):
         response = visitor.get(url)
         assert response.status_code == 200

@@ -3,11 +3,13 @@ served before sessions and views; other pages never touch it (signed-in readers 
 below authentication: tests/stories/test_shared_pages.py); Redis going away turns it off instead of
 breaking pages."""
 
+import time
+
 import pytest
 import redis
 from django.test import Client
 
-from stories import pagecache, viewcounts, views
+from stories import localpages, pagecache, viewcounts, views
 from stories.models import Story
 from stories.tasks import flush_story_views
 from tests.factories import RegionFactory, StoryFactory, TagFactory
@@ -25,6 +27,18 @@ def page_cache_on(settings):
 
 def visitor(address: str = "192.0.2.1") -> Client:
     return Client(REMOTE_ADDR=address, HTTP_USER_AGENT="test browser")
+
+
+def cut_off_from_invalidations(redis_client) -> None:
+    """Close this process's subscription to page invalidations, as Redis going away does, and wait until
+    the process has noticed."""
+    assert len(localpages.copies), "the page was not copied to begin with"
+    (listener,) = [client for client in redis_client.client_list() if client["name"] == localpages.listener_name()]
+    redis_client.client_kill_filter(_id=listener["id"])
+    deadline = time.monotonic() + 5
+    while len(localpages.copies):
+        assert time.monotonic() < deadline, "the listener did not notice its connection closing"
+        time.sleep(0.01)
 
 
 def test_a_hit_answers_with_the_rendered_page_and_its_headers(django_assert_num_queries):
@@ -73,14 +87,17 @@ def test_pages_of_other_views_are_never_kept():
     assert "X-Page-Cache" not in visitor().get("/accounts/login/")
 
 
-def test_a_hit_counts_the_view_in_the_same_round_trip_once_the_page_is_known(redis_client):
+@pytest.mark.parametrize("copies_per_process", [0, 500], ids=["from Redis", "from the process's copy"])
+def test_every_hit_counts_its_readers_view_once_a_day(redis_client, settings, copies_per_process):
+    settings.PAGE_COPIES_PER_PROCESS = copies_per_process
     story = StoryFactory()
 
     visitor("192.0.2.1").get(story.get_absolute_url())  # rendered: counted by the view
     visitor("192.0.2.2").get(story.get_absolute_url())  # first hit: the page's story is learnt
-    visitor("192.0.2.3").get(story.get_absolute_url())  # later hits: counted beside the lookup
+    visitor("192.0.2.3").get(story.get_absolute_url())  # later hits: counted beside the lookup, or sent
     visitor("192.0.2.3").get(story.get_absolute_url())  # the same reader again: not counted
 
+    localpages.send_views()  # what the process's listener does every second
     flush_story_views()
     assert Story.objects.get(pk=story.pk).view_count == 3
 
@@ -90,8 +107,10 @@ def test_redis_going_away_turns_the_cache_off_and_pages_still_render(redis_clien
     story = StoryFactory(title="Still here")
     url = {"/": "/", "story": story.get_absolute_url(), "thread": f"/comments/{story.slug}/thread/"}[path]
     visitor().get(url)
+    assert visitor().get(url)["X-Page-Cache"] == "hit"
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     monkeypatch.setattr(viewcounts, "_redis_client", gone)
+    cut_off_from_invalidations(redis_client)
 
     response = visitor().get(url)
 
@@ -148,6 +167,32 @@ def test_a_new_comment_invalidates_its_story_and_thread_not_other_pages(django_c
     assert "X-Page-Cache" not in fresh_thread and b"Shore power is overdue." in fresh_thread.content
     assert cached(other.get_absolute_url())
     assert cached("/")  # its comment count catches up within LIST_PAGE_CACHE_SECONDS
+
+
+@pytest.mark.django_db(transaction=True)  # the post's own transaction commits inside the request, as in production
+def test_a_posted_comment_invalidates_its_discussion_and_its_authors_parts_in_one_round_trip(redis_client, monkeypatch):
+    from comments.models import ModerationRule
+    from tests.factories import UserFactory
+
+    ModerationRule.objects.all().delete()
+    story, author = StoryFactory(), UserFactory()
+    keep(story.get_absolute_url())
+    reader = Client()
+    reader.force_login(author)
+    announced = []
+    announce = localpages.queue_announcement
+    monkeypatch.setattr(
+        localpages,
+        "queue_announcement",
+        lambda pipeline, scopes: announced.append(scopes) or announce(pipeline, scopes),
+    )
+
+    reader.post(f"/comments/{story.slug}/post/", {"body": "The night ferry deserves a second boat."})
+
+    assert [sorted(scopes) for scopes in announced] == [
+        sorted([pagecache.discussion_scope(story.slug), pagecache.reader_scope(author.pk)])
+    ]
+    assert b"The night ferry deserves a second boat." in visitor().get(story.get_absolute_url()).content
 
 
 def test_a_new_story_invalidates_the_lists_not_other_stories_pages():
