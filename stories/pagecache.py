@@ -228,7 +228,6 @@ def _increment(scopes: list[str]) -> None:
         together.update(dict.fromkeys(scopes))
         return
     keys = [GENERATION_KEY_PREFIX + scope for scope in scopes]
-    localpages.heard(scopes)
     client = viewcounts.redis_client()
     if client is None:
         for key in keys:
@@ -246,6 +245,10 @@ def _increment(scopes: list[str]) -> None:
     except redis.RedisError as error:
         # Pages kept in Redis from before it went away expire within VISITOR_PAGE_CACHE_SECONDS.
         _log_unless_unreachable("Could not invalidate cached pages.", error)
+    finally:
+        # After the bump, so that no lookup in this process copies the page again in between; before the
+        # announcement comes back, so that this process's next request already sees the change.
+        localpages.heard(scopes)
 
 
 def visitor_page(view: Callable | None = None, *, story_slug: str | None = None) -> Callable:

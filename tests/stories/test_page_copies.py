@@ -1,17 +1,33 @@
 """Each web process keeps copies of the visitors' cached pages and answers hits from them without asking
 Redis, for as long as it hears every invalidation (stories/localpages.py)."""
 
+import os
+import re
+import socket
+import subprocess
+import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from stories import localpages, pagecache, viewcounts
 from stories.models import Story
+from tests.conftest import require
 from tests.factories import StoryFactory
 
 pytestmark = pytest.mark.django_db
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -157,3 +173,82 @@ def test_nothing_is_copied_or_answered_while_the_process_is_not_listening():
     copies.keep("page", page, mark=copies.mark())
     copies.listening = False
     assert copies.get("page") is None
+
+
+def _database_url() -> str:
+    database = connection.settings_dict
+    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
+    return f"postgres://{database['USER']}{password}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+@contextmanager
+def gunicorn_with_two_workers(tmp_path: Path) -> Iterator[str]:
+    """The production server on this test's database and Redis; yields its address once both workers answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "VISITOR_PAGE_CACHE_SECONDS": "60",
+        "NEWSREADER_VAR_DIR": str(tmp_path / "var"),
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:newsreader.gunicorn_conf", "newsreader.wsgi"]
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [*command, "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+            cwd=PROJECT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                httpx.get(f"{address}/healthz", timeout=10)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield address
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def titles_seen(address: str, path: str, *, requests: int = 200) -> Counter:
+    """What many visitors at once are answered, spread over both workers."""
+    pattern = re.compile(rb"<h1[^>]*>(.*?)</h1>", re.S)
+
+    def title() -> bytes:
+        response = httpx.get(address + path, timeout=10)
+        assert response.status_code == 200
+        return pattern.search(response.content).group(1).strip()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return Counter(pool.map(lambda _: title(), range(requests)))
+
+
+@pytest.mark.django_db(transaction=True)  # the server's processes read what the test commits
+def test_a_change_made_in_any_process_reaches_the_copies_kept_by_every_web_process(tmp_path):
+    require(connection.vendor == "postgresql", "the server's processes need a database they can share")
+    story = StoryFactory(title="Harbour crane stands idle")
+
+    with gunicorn_with_two_workers(tmp_path) as address:
+        assert titles_seen(address, story.get_absolute_url()) == {b"Harbour crane stands idle": 200}
+
+        story.title = "Harbour crane back at work"
+        story.save()  # in this process, as a worker's import or a moderator's edit would be made
+
+        deadline = time.monotonic() + 5
+        while (seen := titles_seen(address, story.get_absolute_url(), requests=40)) != {
+            b"Harbour crane back at work": 40
+        }:
+            assert time.monotonic() < deadline, f"web processes still answer the old page: {seen}"
+        # Heard once, the change holds: no process answers its old copy again.
+        assert titles_seen(address, story.get_absolute_url()) == {b"Harbour crane back at work": 200}
