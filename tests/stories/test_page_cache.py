@@ -13,6 +13,7 @@ from stories import localpages, pagecache, viewcounts, views
 from stories.models import Story
 from stories.tasks import flush_story_views
 from tests.factories import RegionFactory, StoryFactory, TagFactory
+from tests.stories.test_page_copies import close_subscriptions
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +34,7 @@ def cut_off_from_invalidations(redis_client) -> None:
     """Close this process's subscription to page invalidations, as Redis going away does, and wait until
     the process has noticed."""
     assert len(localpages.copies), "the page was not copied to begin with"
-    (listener,) = [client for client in redis_client.client_list() if client["name"] == localpages.listener_name()]
-    redis_client.client_kill_filter(_id=listener["id"])
+    close_subscriptions(redis_client)
     deadline = time.monotonic() + 5
     while len(localpages.copies):
         assert time.monotonic() < deadline, "the listener did not notice its connection closing"

@@ -56,6 +56,15 @@ def copied_story_page(title: str = "Ferry timetable changes") -> tuple[Story, by
     return story, rendered.content
 
 
+def close_subscriptions(redis_client) -> None:
+    """Close this process's connections subscribed to page invalidations, as Redis going away would (one
+    stopped a moment ago, when the process was to listen to another Redis, may not have closed yet)."""
+    listeners = [client for client in redis_client.client_list() if client["name"] == localpages.listener_name()]
+    assert listeners, "this process is not subscribed"
+    for listener in listeners:
+        redis_client.client_kill_filter(_id=listener["id"])
+
+
 def without_redis(monkeypatch) -> None:
     """Every Redis command of the request path fails from here on (the listener's connection stays)."""
     monkeypatch.setattr(viewcounts, "_redis_client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
@@ -104,9 +113,8 @@ def test_a_change_in_this_process_drops_its_copy_at_once():
 
 def test_no_copy_outlives_a_lost_connection_whatever_was_missed_meanwhile(redis_client):
     story, _ = copied_story_page("Bridge closes for repairs")
-    (listener,) = [client for client in redis_client.client_list() if client["name"] == localpages.listener_name()]
 
-    redis_client.client_kill_filter(_id=listener["id"])
+    close_subscriptions(redis_client)
     # A change whose announcement the process cannot hear: it was not listening.
     changed_by_another_process(story, title="Bridge reopens early", announced=False)
     wait_until(lambda: len(localpages.copies) == 0, what="the lost connection never dropped the copies")
