@@ -3,8 +3,6 @@ served before sessions and views; other pages never touch it (signed-in readers 
 below authentication: tests/stories/test_shared_pages.py); Redis going away turns it off instead of
 breaking pages."""
 
-import time
-
 import pytest
 import redis
 from django.test import Client
@@ -13,7 +11,7 @@ from stories import localpages, pagecache, viewcounts, views
 from stories.models import Story
 from stories.tasks import flush_story_views
 from tests.factories import RegionFactory, StoryFactory, TagFactory
-from tests.stories.test_page_copies import close_subscriptions
+from tests.stories.test_page_copies import close_subscriptions, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +33,7 @@ def cut_off_from_invalidations(redis_client) -> None:
     the process has noticed."""
     assert len(localpages.copies), "the page was not copied to begin with"
     close_subscriptions(redis_client)
-    deadline = time.monotonic() + 5
-    while len(localpages.copies):
-        assert time.monotonic() < deadline, "the listener did not notice its connection closing"
-        time.sleep(0.01)
+    wait_until(lambda: len(localpages.copies) == 0, what="the listener did not notice its connection closing")
 
 
 def test_a_hit_answers_with_the_rendered_page_and_its_headers(django_assert_num_queries):

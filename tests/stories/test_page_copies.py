@@ -3,9 +3,6 @@ Redis, for as long as it hears every invalidation (stories/localpages.py)."""
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,14 +17,14 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from bench import _harness
 from stories import localpages, pagecache, viewcounts
 from stories.models import Story
 from tests.conftest import require
 from tests.factories import StoryFactory
+from tests.processes import database_url
 
 pytestmark = pytest.mark.django_db
-
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -183,50 +180,27 @@ def test_nothing_is_copied_or_answered_while_the_process_is_not_listening():
     assert copies.get("page") is None
 
 
-def _database_url() -> str:
-    database = connection.settings_dict
-    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
-    return f"postgres://{database['USER']}{password}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-
-
 @contextmanager
 def gunicorn_with_two_workers(tmp_path: Path) -> Iterator[str]:
-    """The production server on this test's database and Redis; yields its address once both workers answer."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """The production server on this test's database and Redis; yields its address once it answers."""
     environment = {
         **os.environ,
         "DEBUG": "true",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "VISITOR_PAGE_CACHE_SECONDS": "60",
         "NEWSREADER_VAR_DIR": str(tmp_path / "var"),
     }
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:newsreader.gunicorn_conf", "newsreader.wsgi"]
-    log = tmp_path / "gunicorn.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [*command, "--workers", "2", "--bind", f"127.0.0.1:{port}"],
-            cwd=PROJECT,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    address = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            try:
-                httpx.get(f"{address}/healthz", timeout=10)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield address
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with _harness.Server(
+        app="newsreader.wsgi:application",
+        environment=environment,
+        log_path=tmp_path / "gunicorn.log",
+        workers=2,
+        worker_class="sync",
+        threads=1,
+        ready_path="/healthz",
+    ) as server:
+        yield f"http://{_harness.HOST}:{server.port}"
 
 
 def titles_seen(address: str, path: str, *, requests: int = 200) -> Counter:
