@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.db import models
+from django.db import connection, models
 from django.db.models import Exists, Max, OuterRef, Q, Subquery
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -223,6 +223,57 @@ def thread_page(*, story: Story, viewer: Viewer, sort: str, start: int, per_page
     next_start = start + per_page if len(top) > per_page else None
     rows = build_rows(comments, roots=top[:per_page], viewer=viewer)
     return ThreadPage(story=story, rows=rows, sort=sort, start=start, next_start=next_start)
+
+
+# --- What posting reads ------------------------------------------------------------------------
+
+# Of a story: moderation's gate, the answer, and the page a refusal is shown on. Not the rest, which for a
+# story's body can be 200,000 characters. Of the comment replied to: where the reply goes, and whose it is.
+POSTING_STORY_FIELDS = (
+    "id",
+    "slug",
+    "title",
+    "status",
+    "published_at",
+    "comments_mode",
+    "comment_count",
+    "source",
+    "section",
+)
+
+
+def _columns(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of these fields, in the model's order (the order `Model.from_db` takes values in)."""
+    return tuple(field.attname for field in model._meta.concrete_fields if field.name in names)
+
+
+_POSTING_STORY_COLUMNS = _columns(Story, POSTING_STORY_FIELDS)
+_REPLIED_COLUMNS = _columns(Comment, ("id", "story", "author", "root", "depth", "status"))
+
+
+def story_for_posting(slug: str) -> Story | None:
+    """The story with this slug, as much of it as posting reads; None when there is none."""
+    rows = rows_compiled_once("story_for_posting", _story_for_posting, slug=slug)
+    return Story.from_db(connection.alias, _POSTING_STORY_COLUMNS, rows[0]) if rows else None
+
+
+def comment_for_replying(pk: int) -> Comment | None:
+    """The comment with this id and its story, as much of them as replying reads; None when there is none."""
+    rows = rows_compiled_once("comment_for_replying", _comment_for_replying, pk=pk)
+    if not rows:
+        return None
+    comment = Comment.from_db(connection.alias, _REPLIED_COLUMNS, rows[0][: len(_REPLIED_COLUMNS)])
+    comment.story = Story.from_db(connection.alias, _POSTING_STORY_COLUMNS, rows[0][len(_REPLIED_COLUMNS) :])
+    return comment
+
+
+def _story_for_posting(*, slug: str) -> models.QuerySet:
+    return Story.objects.filter(slug=slug).order_by().values_list(*_POSTING_STORY_COLUMNS)
+
+
+def _comment_for_replying(*, pk: int) -> models.QuerySet:
+    story_columns = (f"story__{name}" for name in _POSTING_STORY_COLUMNS)
+    return Comment.objects.filter(pk=pk).order_by().values_list(*_REPLIED_COLUMNS, *story_columns)
 
 
 def _thread_page_comments(

@@ -67,7 +67,7 @@ _ACTIONS = {
 def thread_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The thread as an HTML fragment; with `part=more`, only the next page of top-level comments. What a
     visitor gets is kept in the process per version of the discussion, as the story page's first page is."""
-    story = _published_story(slug, fields=_POSTING_STORY_FIELDS)
+    story = _published_story(slug, fields=selectors.POSTING_STORY_FIELDS)
     part = "comments/_comment_rows.html" if request.GET.get("part") == "more" else "comments/_thread.html"
     sort, start = selectors.parse_sort(request.GET.get("sort")), selectors.parse_start(request.GET.get("start"))
 
@@ -481,39 +481,17 @@ def _published_story(slug: str, *, fields: tuple[str, ...] | None = None) -> Sto
     return story
 
 
-# What posting reads of a story: moderation's gate, the answer, and the page a refusal is shown on. Not the
-# rest, which for a story's body can be 200,000 characters.
-_POSTING_STORY_FIELDS = (
-    "slug",
-    "title",
-    "status",
-    "published_at",
-    "comments_mode",
-    "comment_count",
-    "source",
-    "section",
-)
-
-
 def _story_to_post_on(slug: str) -> Story:
-    try:
-        story = Story.objects.only(*_POSTING_STORY_FIELDS).get(slug=slug)
-    except Story.DoesNotExist:
-        raise Http404("No such story.") from None
-    if not story.is_visible:
+    story = selectors.story_for_posting(slug)
+    if story is None or not story.is_visible:
         raise Http404("No such story.")
     return story
 
 
 def _comment_to_reply_to(pk: int) -> Comment:
     """The parent of a reply with its story, as much of them as posting reads."""
-    story_fields = (f"story__{name}" for name in _POSTING_STORY_FIELDS)
-    replied = Comment.objects.select_related("story").only("story", "author", "root", "depth", "status", *story_fields)
-    try:
-        comment = replied.get(pk=pk)
-    except Comment.DoesNotExist:
-        raise Http404("No such comment.") from None
-    if not comment.story.is_visible:
+    comment = selectors.comment_for_replying(pk)
+    if comment is None or not comment.story.is_visible:
         raise Http404("No such comment.")
     return comment
 

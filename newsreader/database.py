@@ -60,14 +60,16 @@ def planned_once() -> Iterator[CursorWrapper]:
         yield cursor
 
 
-# Stand-ins for the values a query is compiled with: numbers no id or count takes.
+# Stand-ins for the values a query is compiled with: numbers no id or count takes, text no slug takes.
 _FIRST_MARKER = -987_654_321
+_TEXT_MARKER = "\x00compiled-once-{}"
 _compiled: dict[Hashable, tuple[str, tuple, dict[int, str]] | None] = {}
 
 
-def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values: int) -> list[tuple]:
+def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values: int | str) -> list[tuple]:
     """The rows of the values queryset `build(**values)`, with its SQL compiled once per process for each
-    `shape` (a key naming everything else `build` depends on) and run with these `values` after.
+    `shape` (a key naming everything else `build` depends on, the type of each value included) and run
+    with these `values` (numbers or text) after.
 
     Building and compiling a query of a few subqueries through the ORM cost five times what PostgreSQL
     spends answering it. The SQL is compiled from numeric stand-ins for `values` and kept with where each
@@ -77,7 +79,7 @@ def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values
     if connection.vendor != "postgresql":
         return list(build(**values))
     if shape not in _compiled:
-        _compiled[shape] = _compile(build, list(values))
+        _compiled[shape] = _compile(build, values)
     compiled = _compiled[shape]
     if compiled is None:
         return list(build(**values))
@@ -87,8 +89,12 @@ def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values
         return cursor.fetchall()
 
 
-def _compile(build: Callable[..., QuerySet], names: list[str]) -> tuple[str, tuple, dict[int, str]] | None:
-    markers = {name: _FIRST_MARKER - number for number, name in enumerate(names)}
+def _compile(build: Callable[..., QuerySet], values: dict[str, int | str]) -> tuple[str, tuple, dict[int, str]] | None:
+    markers = {
+        name: _TEXT_MARKER.format(number) if isinstance(value, str) else _FIRST_MARKER - number
+        for number, (name, value) in enumerate(values.items())
+    }
+    names = list(values)
     queryset = build(**markers)
     sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     by_marker = {marker: name for name, marker in markers.items()}
@@ -98,5 +104,5 @@ def _compile(build: Callable[..., QuerySet], names: list[str]) -> tuple[str, tup
     return sql, tuple(params), slots
 
 
-def _is_marker(value: object, markers: dict[int, str]) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value in markers
+def _is_marker(value: object, markers: dict[int | str, str]) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool) and value in markers

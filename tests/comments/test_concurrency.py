@@ -18,6 +18,7 @@ from stories.models import Story
 from tests.comments.utils import at_once
 from tests.conftest import require
 from tests.factories import CommentFactory, StoryFactory, UserFactory
+from tests.stories.test_page_copies import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,6 +81,46 @@ def test_replies_arriving_at_once_keep_the_thread_count_exact():
     root.refresh_from_db()
     assert root.thread_reply_count == 20
     assert Story.objects.get(pk=root.story_id).comment_count == 21
+
+
+def test_a_reply_waiting_for_its_threads_lock_holds_none_on_the_story():
+    """A reply and a moderator's approval both count a comment in its thread and its story. Each locks the
+    thread's first comment before the story's row, or two of them could each hold what the other waits for."""
+    root = CommentFactory()
+    reader = signed_in_client(UserFactory())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_thread() -> None:
+        with transaction.atomic():
+            Comment.objects.select_for_update().get(pk=root.pk)
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=lambda: at_once([hold_the_thread]))
+    holder.start()
+    assert holding.wait(timeout=30)
+    replying = threading.Thread(target=lambda: at_once([poster(reader, root.story, "Waiting", uuid.uuid4(), root)]))
+    replying.start()
+    try:
+        wait_until(lambda: waiting_for_a_lock() == 1, what="the reply never waited for the thread's lock")
+        with transaction.atomic():
+            Story.objects.select_for_update(nowait=True).get(pk=root.story_id)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        replying.join(timeout=30)
+
+    root.refresh_from_db()
+    assert root.thread_reply_count == 1
+    assert Story.objects.get(pk=root.story_id).comment_count == 2
+
+
+def waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
 
 
 def test_one_reader_racing_past_a_rate_limit_gets_one_comment_in(rules):
