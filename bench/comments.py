@@ -4,9 +4,9 @@ Seeds one story with a 500-comment thread, then measures (each against a bare Dj
 pre-rendered page of the same size from the same server, the ceiling):
   - the thread fragment's first page, rendered on every request (visitor page cache off), and served
     from the visitor page cache (on); the story page itself alongside;
-  - posting: 20 readers posting at once over their own sessions, closed loop (each sends its next
-    comment when the last is answered), half of them replies, one in ten submitted twice with the same
-    form key as a double click would. Prints throughput, p50/p99 latency, the workers' and PostgreSQL's
+  - posting: after a warm-up of the same load (`--warmup` seconds, not measured), 20 readers posting at
+    once over their own sessions, closed loop (each sends its next comment when the last is answered),
+    half of them replies, one in ten submitted twice with the same form key as a double click would. Prints throughput, p50/p99 latency, the workers' and PostgreSQL's
     CPU time per comment, and whether any comment was lost or duplicated; then where the tail is: a
     latency histogram, the posts sent after the first second on their own (a freshly started worker's
     first requests are slower), how long answers waited for this client, and when the slowest 1% were sent.
@@ -52,6 +52,7 @@ _TIMESPEC = struct.Struct("qq")
 CACHED_PAGE_SECONDS = 300
 THREAD_SIZE = 500
 POSTERS = 20
+WARM_UP = "warm-up"
 _VOCABULARY = """
 ferry harbour tram bus bridge council budget vote plan station river port night timetable fare ticket
 bike bicycle crossing winter summer route crew captain pier island coast town city mayor minister
@@ -534,7 +535,8 @@ def open_database_connections(args: argparse.Namespace, server: _harness.Server,
 def measure_posts(
     args: argparse.Namespace, server: _harness.Server, slug: str, reply_targets: list[int], sessions
 ) -> dict[str, PostResult]:
-    """Saturation first (throughput), then the same readers pausing so they offer half of it (latency)."""
+    """After a warm-up (freshly started workers load templates, connect, and prepare statements on their first
+    posts), saturation (throughput), then the same readers pausing so they offer half of it (latency)."""
     common = {
         "port": server.port,
         "slug": slug,
@@ -544,12 +546,15 @@ def measure_posts(
         "database_pids": lambda: _harness.postgres_backend_pids(args.database_url),
     }
     open_database_connections(args, server, slug)
+    print(f"  posting: warming up for {args.warmup:g} s…", flush=True)
+    warm_up = run_posts(**common, seconds=args.warmup, max_posts=args.max_posts, seed=0)
     print(f"  posting: {args.posters} readers, no pause…", flush=True)
     saturated = run_posts(**common, seconds=args.post_seconds, max_posts=args.max_posts, seed=1)
     pause = args.posters / max(saturated.per_second * 0.5, 1.0)
     print(f"  posting: {args.posters} readers, {pause:.2f} s pause after each answer…", flush=True)
     paced = run_posts(**common, seconds=args.post_seconds * 2, max_posts=args.max_posts, pause=pause, seed=2)
     return {
+        WARM_UP: warm_up,
         "saturated (no pause)": saturated,
         f"half of that rate ({pause:.2f} s pauses)": paced,
     }
@@ -604,6 +609,12 @@ def print_posts(args, runs: dict[str, PostResult], checked: tuple[int, int, int]
     print(f"posting, {args.posters} readers at once (htmx posts, half of them replies, one form in ten sent twice):")
     for label, run in runs.items():
         p99 = run.percentile_ms(0.99)
+        if label == WARM_UP:
+            print(
+                f"  {label:<34} {run.answered} answered in {run.seconds:.1f} s, p99 {p99:.1f} ms (not measured),"
+                f" {run.refused} refused, {run.failed} failed"
+            )
+            continue
         print(
             f"  {label:<34} {run.per_second:6.1f} comments/s  p50 {run.percentile_ms(0.5):6.1f} ms"
             f"  p99 {p99:6.1f} ms (target < {TARGET_POST_P99_MS:.0f}: {'met' if p99 < TARGET_POST_P99_MS else 'UNDER'})"

@@ -26,6 +26,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from newsreader.database import planned_once
 from stories.models import Story
 
 from .markup import count_links, normalise
@@ -394,7 +395,7 @@ def _recent_counts(
     for since in duplicate_since:
         params += [adapt(since), fingerprint]
     params += [author_id, adapt(min([*rate_since, *duplicate_since]))]
-    with connection.cursor() as cursor:
+    with planned_once() as cursor:
         cursor.execute(_recent_counts_sql(len(rate_since), len(duplicate_since)), params)
         return list(cursor.fetchone())
 

@@ -253,13 +253,13 @@ _REPLIED_COLUMNS = _columns(Comment, ("id", "story", "author", "root", "depth", 
 
 def story_for_posting(slug: str) -> Story | None:
     """The story with this slug, as much of it as posting reads; None when there is none."""
-    rows = rows_compiled_once("story_for_posting", _story_for_posting, slug=slug)
+    rows = rows_compiled_once("story_for_posting", _story_for_posting, planned=True, slug=slug)
     return Story.from_db(connection.alias, _POSTING_STORY_COLUMNS, rows[0]) if rows else None
 
 
 def comment_for_replying(pk: int) -> Comment | None:
     """The comment with this id and its story, as much of them as replying reads; None when there is none."""
-    rows = rows_compiled_once("comment_for_replying", _comment_for_replying, pk=pk)
+    rows = rows_compiled_once("comment_for_replying", _comment_for_replying, planned=True, pk=pk)
     if not rows:
         return None
     comment = Comment.from_db(connection.alias, _REPLIED_COLUMNS, rows[0][: len(_REPLIED_COLUMNS)])

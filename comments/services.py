@@ -24,6 +24,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from newsreader.database import planned_once
 from newsreader.ratelimits import count_in_window
 from stories import pagecache
 from stories.models import Story
@@ -566,8 +567,19 @@ def _lock_commenter(user: AbstractBaseUser, *, count_published_up_to: int = 0) -
     With `count_published_up_to`, the row's `published_comments` also says how many of the reader's
     comments are published, counted up to that number (what the new-commenter rules ask); otherwise, and
     when the row had to be made, it is None."""
-    locked = Commenter.objects.raw(_LOCK_COMMENTER, [Status.VISIBLE, count_published_up_to, user.pk])
-    found = next(iter(locked), None)
+    params = [Status.VISIBLE, count_published_up_to, user.pk]
+    if connection.vendor == "postgresql":
+        # Read as it comes: a RawQuerySet costs a post more CPU than the statement, and PostgreSQL's values
+        # need no converting (elsewhere the RawQuerySet converts them, SQLite's dates among them).
+        with planned_once() as cursor:
+            cursor.execute(_LOCK_COMMENTER, params)
+            row = cursor.fetchone()
+        found = None
+        if row is not None:
+            found = Commenter.from_db(connection.alias, _COMMENTER_COLUMNS, row[:-2])
+            found.email_verified, found.published_comments = row[-2:]
+    else:
+        found = next(iter(Commenter.objects.raw(_LOCK_COMMENTER, params)), None)
     if found is None:
         commenter, _ = Commenter.objects.select_for_update().get_or_create(user=user)
         commenter.published_comments = None
@@ -577,6 +589,9 @@ def _lock_commenter(user: AbstractBaseUser, *, count_published_up_to: int = 0) -
     return found, bool(found.email_verified)
 
 
+_COMMENTER_COLUMNS = tuple(field.attname for field in Commenter._meta.concrete_fields)
+
+
 def _lock_commenter_sql() -> str:
     """The statement `_lock_commenter` runs, written out: through the ORM, building its two subqueries cost
     a post more CPU than everything else the lock does. Names come from the models, values are bound."""
@@ -584,8 +599,9 @@ def _lock_commenter_sql() -> str:
     emails, comments = name(EmailAddress._meta.db_table), name(Comment._meta.db_table)
     # SQLite has no row locks: a write there takes the whole database, at BEGIN with our settings.
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    columns = ", ".join(f"c.{name(field.column)}" for field in Commenter._meta.concrete_fields)
     return (
-        "SELECT c.*,"  # noqa: S608
+        f"SELECT {columns},"  # noqa: S608
         f" EXISTS (SELECT 1 FROM {emails} e WHERE e.user_id = c.user_id AND e.verified) AS email_verified,"
         f" (SELECT COUNT(*) FROM (SELECT 1 FROM {comments} p WHERE p.author_id = c.user_id AND p.status = %s"
         " LIMIT %s) AS counted) AS published_comments"
@@ -669,7 +685,7 @@ def _write_new(comment: Comment, entry: ModerationLog) -> int | None:
     params = _values_to_insert(comment, _COMMENT_INSERTED) + _values_to_insert(entry, _ENTRY_INSERTED)
     if counted:
         params += [comment.root_id, comment.story_id] if comment.root_id else [comment.story_id]
-    with connection.cursor() as cursor:
+    with planned_once() as cursor:
         cursor.execute(_new_comment_sql(counted=counted, reply=bool(comment.root_id)), params)
         comment.pk, entry.pk, comment_count = cursor.fetchone()
     entry.comment = comment
@@ -702,7 +718,7 @@ def _new_comment_sql(*, counted: bool, reply: bool) -> str:
         f"WITH posted AS (INSERT INTO {comments} ({', '.join(name(f.column) for f in _COMMENT_INSERTED)})",
         f" VALUES ({', '.join(['%s'] * len(_COMMENT_INSERTED))}) RETURNING id),",
         f" logged AS (INSERT INTO {entries} ({', '.join(name(f.column) for f in _ENTRY_INSERTED)}, {entry_comment})",
-        f" SELECT {', '.join(['%s'] * len(_ENTRY_INSERTED))}, posted.id FROM posted RETURNING id)",  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(_ENTRY_INSERTED))}, (SELECT id FROM posted)) RETURNING id)",  # noqa: S608
     ]
     returned = "(SELECT id FROM posted), (SELECT id FROM logged)"
     if not counted:

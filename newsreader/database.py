@@ -66,7 +66,9 @@ _TEXT_MARKER = "\x00compiled-once-{}"
 _compiled: dict[Hashable, tuple[str, tuple, dict[int, str]] | None] = {}
 
 
-def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values: int | str) -> list[tuple]:
+def rows_compiled_once(
+    shape: Hashable, build: Callable[..., QuerySet], *, planned: bool = False, **values: int | str
+) -> list[tuple]:
     """The rows of the values queryset `build(**values)`, with its SQL compiled once per process for each
     `shape` (a key naming everything else `build` depends on, the type of each value included) and run
     with these `values` (numbers or text) after.
@@ -75,7 +77,7 @@ def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values
     spends answering it. The SQL is compiled from numeric stand-ins for `values` and kept with where each
     stands among its parameters; a query that writes one of them into the SQL itself (as a LIMIT) is
     never kept and always goes through the ORM, as do queries on other databases, whose rows the ORM
-    converts (SQLite's dates)."""
+    converts (SQLite's dates). With `planned`, the query is also planned once per connection (`planned_once`)."""
     if connection.vendor != "postgresql":
         return list(build(**values))
     if shape not in _compiled:
@@ -84,7 +86,7 @@ def rows_compiled_once(shape: Hashable, build: Callable[..., QuerySet], **values
     if compiled is None:
         return list(build(**values))
     sql, params, slots = compiled
-    with connection.cursor() as cursor:
+    with planned_once() if planned else connection.cursor() as cursor:
         cursor.execute(sql, [values[slots[index]] if index in slots else value for index, value in enumerate(params)])
         return cursor.fetchall()
 
