@@ -6,10 +6,10 @@ pre-rendered page of the same size from the same server, the ceiling):
     from the visitor page cache (on); the story page itself alongside;
   - posting: after a warm-up of the same load (`--warmup` seconds, not measured), 20 readers posting at
     once over their own sessions, closed loop (each sends its next comment when the last is answered),
-    half of them replies, one in ten submitted twice with the same form key as a double click would. Prints throughput, p50/p99 latency, the workers' and PostgreSQL's
-    CPU time per comment, and whether any comment was lost or duplicated; then where the tail is: a
-    latency histogram, the posts sent after the first second on their own (a freshly started worker's
-    first requests are slower), how long answers waited for this client, and when the slowest 1% were sent.
+    half of them replies, one in ten submitted twice with the same form key as a double click would.
+    Prints throughput, p50/p99 latency, the workers' and PostgreSQL's CPU time per comment, and whether
+    any comment was lost or duplicated; then where the tail is: a latency histogram, the posts sent after
+    the first second on their own, how long answers waited for this client, and when the slowest 1% were sent.
 Everything runs on 127.0.0.1, bounded in time and requests. Run from the project root (PostgreSQL
 and Redis must be running); `--only posts` (or `--only reads`) measures one half:
 
