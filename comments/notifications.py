@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sites.models import Site
 from django.core import signing
 from django.core.mail import EmailMessage
+from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -46,26 +47,49 @@ def absolute_url(path: str) -> str:
     return base + path
 
 
+# A reply's mail goes out with the next batch (`waiting_reply_ids`). A web process queues a batch when a reply
+# is committed, at most once every REPLY_BATCH_SECONDS and to run that long and a second more later, so every
+# reply committed before a batch is queued or while it waits is in it (comments.services.queue_reply_mail).
+REPLY_BATCH_SECONDS = 2
+# How far back a batch looks: replies older than that which a lost batch left are the sweep's.
+REPLY_BATCH_WINDOW = timedelta(minutes=10)
 # Replies whose mail may have been lost with the queue are queued again by the sweep for this long.
 UNSENT_REPLY_WINDOW = timedelta(hours=6)
 UNSENT_REPLY_BATCH = 500
 
 
+def waiting_reply_ids(*, now=None) -> list[int]:
+    """Replies of the last REPLY_BATCH_WINDOW whose mail is due and not sent, oldest first."""
+    now = now or timezone.now()
+    waiting = _replies_due_mail().filter(created_at__gte=now - REPLY_BATCH_WINDOW)
+    return list(waiting.order_by("created_at").values_list("pk", flat=True)[:UNSENT_REPLY_BATCH])
+
+
 def unsent_reply_ids(*, now=None) -> list[int]:
-    """Visible replies, posted a while ago, whose notification was never sent: the queue lost it (a Redis
-    restart), or the reply does not warrant one (sending finds that again, cheaply)."""
+    """Replies whose mail is due and was never sent, posted a while ago: their batch was lost with the queue
+    (a Redis restart) or with a worker."""
     now = now or timezone.now()
     settled = now - timedelta(seconds=settings.PIPELINE_RETRY_SECONDS)
-    return list(
+    unsent = _replies_due_mail().filter(created_at__gte=now - UNSENT_REPLY_WINDOW, created_at__lt=settled)
+    return list(unsent.order_by("created_at").values_list("pk", flat=True)[:UNSENT_REPLY_BATCH])
+
+
+def _replies_due_mail():
+    """Published replies not mailed yet, to a comment that is not deleted, by someone other than its author,
+    whose author has a verified address and neither turned reply mail off nor was banned. Sending checks
+    all this again; here it keeps the replies that warrant no mail from being looked at by every batch."""
+    recipient = OuterRef("parent__author")
+    return (
         Comment.objects.filter(
             status=Comment.Status.VISIBLE,
             parent__isnull=False,
+            parent__author__isnull=False,
             reply_notified_at__isnull=True,
-            created_at__gte=now - UNSENT_REPLY_WINDOW,
-            created_at__lt=settled,
         )
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:UNSENT_REPLY_BATCH]
+        .exclude(parent__status=Comment.Status.DELETED)
+        .exclude(parent__author=F("author"))
+        .filter(Exists(EmailAddress.objects.filter(user=recipient, verified=True)))
+        .exclude(Exists(Commenter.objects.filter(Q(notify_replies=False) | Q(is_banned=True), user=recipient)))
     )
 
 

@@ -10,6 +10,7 @@ the commit. Locks are always taken in one order: commenter, comment, thread root
 import functools
 import hashlib
 import logging
+import time
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -29,7 +30,7 @@ from newsreader.ratelimits import count_in_window
 from stories import pagecache
 from stories.models import Story
 
-from . import moderation, selectors, tasks
+from . import moderation, notifications, selectors, tasks
 from .errors import (
     AlreadyReported,
     CommentRejected,
@@ -343,7 +344,7 @@ def comment_approve(*, comment: Comment, moderator: AbstractBaseUser, note: str 
             reason=note,
         )
         if became_visible and comment.parent_id:
-            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
+            transaction.on_commit(queue_reply_mail)
     return comment
 
 
@@ -665,7 +666,7 @@ def _insert(
         submission.story.comment_count = comment_count
         _on_commit_discussion_changed(comment)
         if parent is not None and parent.author_id and parent.author_id != submission.author_id:
-            transaction.on_commit(lambda: _enqueue_reply_notification(comment.pk))
+            transaction.on_commit(queue_reply_mail)
     return comment
 
 
@@ -842,11 +843,30 @@ def _ip_hash(ip_address: str) -> str:
     return hashlib.blake2b(ip_address.encode(), key=key, digest_size=16).hexdigest()
 
 
-def _enqueue_reply_notification(comment_id: int) -> None:
+# When this process's last batch of reply mail was queued (time.monotonic()); none yet.
+_reply_batch_queued_at: float | None = None
+
+
+def queue_reply_mail() -> None:
+    """A reply was committed: see that a batch mails it (`notifications.REPLY_BATCH_SECONDS`). Queueing a
+    task cost a reply more CPU than anything else it did after its commit; now one reply in a batch pays it."""
+    global _reply_batch_queued_at
+    now = time.monotonic()
+    if _reply_batch_queued_at is not None and now - _reply_batch_queued_at < notifications.REPLY_BATCH_SECONDS:
+        return
     try:
-        tasks.send_reply_notification.delay(comment_id)
+        tasks.send_waiting_reply_notifications.apply_async(countdown=notifications.REPLY_BATCH_SECONDS + 1)
     except OperationalError:
-        logger.exception("Could not queue the reply notification for comment %s", comment_id)
+        # The next reply tries again; replies left waiting meanwhile are the sweep's.
+        logger.exception("Could not queue a batch of reply mail")
+        return
+    _reply_batch_queued_at = now
+
+
+def forget_queued_reply_mail() -> None:
+    """As if this process had queued no batch of reply mail yet: its next reply queues one."""
+    global _reply_batch_queued_at
+    _reply_batch_queued_at = None
 
 
 def commenter_mark_replies_seen(*, user, now: datetime | None = None) -> None:

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from comments import services as comment_services
 from comments import views as comment_views
 from newsreader import personal
 from newsreader.cache import redis_outage
@@ -50,6 +51,7 @@ def fresh_cache():
     articles.forget_kept_articles()
     comment_views.forget_kept_threads()
     localpages.forget_everything()
+    comment_services.forget_queued_reply_mail()
     yield
     cache.clear()
     localpages.forget_everything()

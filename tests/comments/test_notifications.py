@@ -113,6 +113,27 @@ class TestReplyMail:
 
         assert len(mail.outbox) == 1
 
+    def test_a_batch_looks_only_at_recent_replies_that_warrant_mail(self, author, other_reader):
+        parent = CommentFactory(author=author)
+        due = reply_to(parent, other_reader)
+        reply_to(parent, author, "Answering myself.")
+        mailed = reply_to(parent, other_reader, "Already mailed.")
+        Comment.objects.filter(pk=mailed.pk).update(reply_notified_at=timezone.now())
+        old = reply_to(parent, other_reader, "From before the batch's window.")
+        Comment.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+        quiet, unverified = UserFactory(), UserFactory()
+        services.commenter_set_reply_notifications(user=quiet, enabled=False)
+        unverified.emailaddress_set.update(verified=False)
+        reply_to(CommentFactory(story=parent.story, author=quiet), other_reader, "To a reader who wants no mail.")
+        reply_to(CommentFactory(story=parent.story, author=unverified), other_reader, "To an unverified address.")
+        deleted = CommentFactory(story=parent.story, author=other_reader)
+        reply_to(deleted, author, "To a comment deleted since.")
+        services.comment_delete(comment=deleted, user=other_reader)
+
+        assert notifications.waiting_reply_ids() == [due.pk]
+        # The one from before the window is the sweep's, once it has settled.
+        assert notifications.unsent_reply_ids(now=timezone.now() + timedelta(minutes=5)) == [old.pk, due.pk]
+
     def test_a_refused_send_hands_the_claim_back_for_a_retry(self, author, other_reader, settings):
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _closed_port(), 2
@@ -173,25 +194,29 @@ def _closed_port() -> int:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_mails_the_reply(rules, tmp_path):
+def test_a_real_worker_mails_replies_posted_together_in_one_batch(rules, tmp_path):
     require(bool(settings.REDIS_URL), "REDIS_URL is not set")
     require(connection.vendor == "postgresql", "the worker needs the shared PostgreSQL test database")
-    parent_author, replier = UserFactory(username="ana"), UserFactory(username="bea")
+    parent_author = UserFactory(username="ana")
     parent = CommentFactory(story=StoryFactory(title="Night ferries"), author=parent_author)
     outbox = tmp_path / "mail"
-    worker = CeleryProcess(
-        "worker", log=tmp_path / "worker.log", environment={"EMAIL_URL": f"filemail:///{outbox}"}
-    ).start()
+    log = tmp_path / "worker.log"
+    worker = CeleryProcess("worker", log=log, environment={"EMAIL_URL": f"filemail:///{outbox}"}).start()
     try:
-        reply = services.comment_create(story=parent.story, author=replier, body="Worth the wait.", parent=parent)
+        replies = [
+            services.comment_create(
+                story=parent.story, author=replier, body=f"Worth the wait, says {n}.", parent=parent
+            )
+            for n, replier in enumerate(UserFactory.create_batch(3))
+        ]
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(outbox.glob("*.log")):
+        while time.monotonic() < deadline and len(list(outbox.glob("*.log"))) < 3:
             time.sleep(0.5)
         sent = "".join(path.read_text() for path in outbox.glob("*.log"))
     finally:
         worker.stop()
 
-    assert f"To: {parent_author.email}" in sent
-    assert "Worth the wait." in sent
-    reply.refresh_from_db()
-    assert reply.reply_notified_at is not None
+    assert sent.count(f"To: {parent_author.email}") == 3
+    assert all(f"Worth the wait, says {n}." in sent for n in range(3))
+    assert log.read_text().count("comments.tasks.send_waiting_reply_notifications[") == 2  # received, succeeded
+    assert all(reply.reply_notified_at for reply in Comment.objects.filter(pk__in=[r.pk for r in replies]))
