@@ -3,15 +3,23 @@
 import functools
 
 import pytest
+from django.db import connection
 from django.db.models.expressions import RawSQL
 
 from comments import selectors
 from comments.models import Comment
 from newsreader import database
+from stories.models import Story
 from tests.comments.test_thread import make_thread
+from tests.conftest import require
 from tests.factories import CommentFactory, StoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def on_postgresql():
+    require(connection.vendor == "postgresql", "queries are compiled once on PostgreSQL only (set DATABASE_URL)")
 
 
 def orm_rows(**values) -> list[tuple]:
@@ -50,3 +58,25 @@ def test_a_query_that_writes_a_value_into_its_sql_is_never_kept():
     assert database.rows_compiled_once("inline", above, floor=first.pk - 1) == [(first.pk,), (second.pk,)]
     assert database.rows_compiled_once("inline", above, floor=first.pk) == [(second.pk,)]
     assert database._compiled["inline"] is None
+
+
+def test_a_query_compiled_once_with_text_finds_each_value_its_own_rows():
+    harbour, river = StoryFactory(slug="harbour-ferries"), StoryFactory(slug="river-ferries")
+
+    def by_slug(slug: str):
+        return Story.objects.filter(slug=slug).values_list("pk")
+
+    for story in (harbour, river, harbour):
+        assert database.rows_compiled_once("by_slug", by_slug, slug=story.slug) == [(story.pk,)]
+    assert database.rows_compiled_once("by_slug", by_slug, slug="no-such-story") == []
+    assert database._compiled["by_slug"] is not None
+
+
+def test_a_query_compiled_once_can_also_be_planned_once():
+    story = StoryFactory()
+
+    def by_id(story_id: int):
+        return Story.objects.filter(pk=story_id).values_list("slug")
+
+    assert database.rows_compiled_once("planned", by_id, planned=True, story_id=story.pk) == [(story.slug,)]
+    assert database.rows_compiled_once("planned", by_id, planned=True, story_id=story.pk + 1000) == []
