@@ -210,13 +210,13 @@ def build_digests(batch: list[DigestSettings], *, now: datetime) -> list[Digest]
         reader_id__in=reader_ids, story__published_at__gt=earliest
     ).values_list("reader_id", "story_id"):
         already_sent[reader_id].add(story_id)
-    addresses = {
-        user_id: (email, username)
-        for user_id, email, username in EmailAddress.objects.filter(user_id__in=reader_ids, verified=True)
+    addresses = {}
+    for user_id, email, username in (
+        EmailAddress.objects.filter(user_id__in=reader_ids, verified=True)
         .order_by("user_id", "-primary", "pk")
-        .distinct("user_id")
         .values_list("user_id", "email", "user__username")
-    }
+    ):
+        addresses.setdefault(user_id, (email, username))  # the primary address first, else the oldest
 
     topics_of = defaultdict(set)
     for follow in follows:

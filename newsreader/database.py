@@ -74,7 +74,7 @@ def rows_compiled_once(
     with these `values` (numbers or text) after.
 
     Building and compiling a query of a few subqueries through the ORM cost five times what PostgreSQL
-    spends answering it. The SQL is compiled from numeric stand-ins for `values` and kept with where each
+    spends answering it. The SQL is compiled from stand-ins for `values` and kept with where each
     stands among its parameters; a query that writes one of them into the SQL itself (as a LIMIT) is
     never kept and always goes through the ORM, as do queries on other databases, whose rows the ORM
     converts (SQLite's dates). With `planned`, the query is also planned once per connection (`planned_once`)."""

@@ -18,6 +18,12 @@ SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PASSWORD = "correct horse battery staple"
 
 
+def view_count_queries() -> int:
+    """Queries a story page spends counting its view: none with Redis (views are counted there and written
+    in batches), one without (straight into the database)."""
+    return 0 if settings.REDIS_URL else 1
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip when a service or data set is missing, except in CI, where that is a failure."""
     if condition:

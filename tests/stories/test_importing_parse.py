@@ -8,6 +8,7 @@ import json
 import random
 import re
 import sys
+import threading
 import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -26,11 +27,12 @@ FEED_URL = "https://news.example.org/feeds/world.xml"
 
 # What the parser did outside the process while a block ran: connections, URL requests, files opened.
 _io_seen: list[tuple[str, str]] | None = None
+_io_watcher: int | None = None
 
 
 def _record_io(event: str, args: tuple) -> None:
-    if _io_seen is None:
-        return
+    if _io_seen is None or threading.get_ident() != _io_watcher:
+        return  # other threads (a server or listener an earlier test left running) are not the parser
     if event in ("socket.connect", "socket.getaddrinfo", "urllib.Request"):
         _io_seen.append((event, repr(args)[:200]))
     elif event == "open" and isinstance(args[0], str | bytes):
@@ -42,10 +44,10 @@ sys.addaudithook(_record_io)
 
 @contextlib.contextmanager
 def watching_io():
-    """Collect network and file events raised while the block runs (see ``sys.addaudithook``)."""
-    global _io_seen
+    """Collect the network and file events this thread raises while the block runs (see ``sys.addaudithook``)."""
+    global _io_seen, _io_watcher
     seen: list[tuple[str, str]] = []
-    _io_seen = seen
+    _io_seen, _io_watcher = seen, threading.get_ident()
     try:
         yield seen
     finally:
