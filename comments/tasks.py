@@ -15,16 +15,16 @@ def send_reply_notification(comment_id: int) -> bool:
 @shared_task
 def send_waiting_reply_notifications() -> int:
     """A batch: queue the mail of every reply waiting for it, a task each (each retried on its own)."""
-    ids = notifications.waiting_reply_ids()
-    for comment_id in ids:
-        send_reply_notification.delay(comment_id)
-    return len(ids)
+    return _queue_mail_of(notifications.waiting_reply_ids())
 
 
 @shared_task
 def sweep_reply_notifications() -> int:
     """Queue again the reply mail a lost queue may have dropped; sending twice is prevented by the claim."""
-    ids = notifications.unsent_reply_ids()
-    for comment_id in ids:
+    return _queue_mail_of(notifications.unsent_reply_ids())
+
+
+def _queue_mail_of(reply_ids: list[int]) -> int:
+    for comment_id in reply_ids:
         send_reply_notification.delay(comment_id)
-    return len(ids)
+    return len(reply_ids)
